@@ -1,0 +1,7 @@
+"""Windows Node Doctor: the Django project and its one app."""
+
+from __future__ import annotations
+
+from dashboard.celery import app as celery_app
+
+__all__ = ["celery_app"]

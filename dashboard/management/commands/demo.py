@@ -1,0 +1,115 @@
+"""``manage.py demo``: the whole product on embedded defaults, with a simulated fleet.
+
+Starts Redis (unless ``REDIS_URL`` is set), the ASGI web server, one Celery
+worker with beat, and one agent in scenario mode per scenario under
+``agent/scenarios/``; prints the URL and the logins; Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from dashboard.embedded import Supervisor, free_port, python, wait_for_http
+from dashboard.models import AgentToken, enroll
+from dashboard.roles import OPERATOR_GROUP, VIEWER_GROUP
+
+SCENARIOS = Path(settings.BASE_DIR) / "agent" / "scenarios"
+LOGINS = (("operator", "operator-demo", OPERATOR_GROUP), ("viewer", "viewer-demo", VIEWER_GROUP))
+
+
+def demo_scenarios() -> list[tuple[Path, str, str]]:
+    """(scenario file, cluster, node) for every recorded scenario of the demo fleet."""
+    found = []
+    for path in sorted(SCENARIOS.glob("*/scenario.json")):
+        data: dict[str, Any] = json.loads(path.read_text())
+        if data.get("demo", True):
+            found.append((path, str(data["cluster"]), str(data["node"])))
+    return found
+
+
+class Command(BaseCommand):
+    help = "Run the dashboard on embedded defaults with a simulated fleet of Windows nodes."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=int(os.environ.get("WND_PORT", "8000")))
+        parser.add_argument("--interval", type=float, default=15.0, help="seconds between agent reports")
+        parser.add_argument("--no-agents", action="store_true", help="do not start the simulated fleet")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        port = options["port"]
+        supervisor = Supervisor()
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        try:
+            env = self.start_services(supervisor, port)
+            if not options["no_agents"]:
+                self.start_agents(supervisor, env, port, options["interval"])
+            self.stdout.write(self.style.SUCCESS(f"\nWindows Node Doctor is running at http://127.0.0.1:{port}/"))
+            for name, password, _group in LOGINS:
+                self.stdout.write(f"  sign in as {name} / {password}")
+            self.stdout.write("Press Ctrl-C to stop everything.\n")
+            while not (dead := supervisor.dead()):
+                time.sleep(0.5)
+            raise CommandError(f"{dead[0][0]} stopped unexpectedly (exit {dead[0][1]}); stopping the rest", returncode=1)
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping…")
+        finally:
+            supervisor.stop()
+            self.stdout.write("Stopped.")
+
+    def start_services(self, supervisor: Supervisor, port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        if "REDIS_URL" not in env:
+            env["REDIS_URL"] = supervisor.start_redis(free_port(), Path(settings.VAR_DIR) / "redis")
+        call_command("migrate", verbosity=0)
+        self.create_logins()
+        supervisor.start(
+            "web",
+            [python(), "-m", "uvicorn", "dashboard.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log", "--log-level", "warning"],
+            env=env,
+        )
+        supervisor.start(
+            "worker",
+            [python(), "-m", "celery", "-A", "dashboard", "worker", "--beat", "--loglevel", "WARNING",
+             "--concurrency", "2", "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
+            env=env,
+        )
+        wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        return env
+
+    def create_logins(self) -> None:
+        for name, password, group in LOGINS:
+            user, _ = User.objects.get_or_create(username=name)
+            user.set_password(password)
+            user.save()
+            user.groups.add(Group.objects.get(name=group))
+
+    def start_agents(self, supervisor: Supervisor, env: dict[str, str], port: int, interval: float) -> None:
+        scenarios = demo_scenarios()
+        if not scenarios:
+            raise CommandError(f"no scenario found under {SCENARIOS}")
+        spool = Path(settings.VAR_DIR) / "agents"
+        for path, cluster, node in scenarios:
+            # A fresh token each run; the previous demo tokens of the node are revoked.
+            AgentToken.objects.filter(node__cluster__name=cluster, node__name=node, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()
+            )
+            _node, token = enroll(cluster, node, label="demo")
+            supervisor.start(
+                f"agent {cluster}/{node}",
+                [python(), "-m", "agent", "--scenario", str(path), "--dashboard", f"http://127.0.0.1:{port}",
+                 "--token", token, "--interval", str(interval), "--state-dir", str(spool / f"{cluster}-{node}")],
+                env=env,
+            )
+        self.stdout.write(f"Started {len(scenarios)} simulated Windows nodes.")

@@ -1,0 +1,275 @@
+"""The dashboard's records: clusters, nodes, agent tokens, reports, findings.
+
+A node is identified by (cluster, name) everywhere: models, URLs, agent
+reports and channel groups.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from diagnostics.model import Evidence, Finding as EngineFinding, Severity, Status
+
+SEVERITY_CHOICES = [(s.slug, s.label) for s in Severity.ordered()]
+STATUS_CHOICES = [(s.slug, s.label) for s in Status]
+
+# A node's health is its worst open finding, or one of these.
+HEALTH_OK = "ok"
+HEALTH_UNKNOWN = "unknown"  # no report yet
+HEALTH_CHOICES = [*SEVERITY_CHOICES, (HEALTH_OK, "Healthy"), (HEALTH_UNKNOWN, "No data")]
+HEALTH_RANK = {**{s.slug: s.rank for s in Severity}, HEALTH_OK: 0, HEALTH_UNKNOWN: -1}
+
+
+class Cluster(models.Model):
+    name = models.SlugField(max_length=63, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Node(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=253)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    # A summary kept current by diagnosis, so the fleet page is one query.
+    health = models.CharField(max_length=16, choices=HEALTH_CHOICES, default=HEALTH_UNKNOWN, db_index=True)
+    health_rank = models.SmallIntegerField(default=-1, db_index=True)
+    critical_count = models.PositiveIntegerField(default=0)
+    warning_count = models.PositiveIntegerField(default=0)
+    info_count = models.PositiveIntegerField(default=0)
+    unknown_count = models.PositiveIntegerField(default=0)
+    open_checks = models.CharField(max_length=2000, blank=True, default="")  # " id1 id2 " for filtering
+    os_build = models.CharField(max_length=64, blank=True, default="")
+    os_name = models.CharField(max_length=128, blank=True, default="")
+    runtime_version = models.CharField(max_length=64, blank=True, default="")
+    kubelet_version = models.CharField(max_length=64, blank=True, default="")
+    agent_version = models.CharField(max_length=32, blank=True, default="")
+    last_report_at = models.DateTimeField(null=True, blank=True)
+    last_sequence = models.BigIntegerField(null=True, blank=True)
+    last_diagnosed_report_id = models.BigIntegerField(default=0)
+    dropped_reports = models.PositiveIntegerField(default=0)
+    version = models.PositiveIntegerField(default=0)  # bumped on every change shown live
+
+    class Meta:
+        ordering = ["cluster__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "name"], name="node_unique_in_cluster")]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}/{self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("node", args=[self.cluster.name, self.name])
+
+    @property
+    def group(self) -> str:
+        """The channel-layer group of this node's page."""
+        return f"node.{self.cluster.name}.{self.name}"
+
+    @property
+    def open_check_ids(self) -> list[str]:
+        return self.open_checks.split()
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class AgentToken(models.Model):
+    """A per-node bearer token. Only its hash is stored; the token is shown once."""
+
+    PREFIX = "wnd_"
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="tokens")
+    label = models.CharField(max_length=100, blank=True, default="")
+    token_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=12)  # first characters, to tell tokens apart
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hint}… for {self.node}"
+
+    @classmethod
+    def issue(cls, node: Node, *, label: str = "", user: Any = None) -> tuple[AgentToken, str]:
+        """Create a token for ``node``; return the record and the raw token (not stored)."""
+        raw = cls.PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(node=node, label=label, token_hash=hash_token(raw), hint=raw[:10], created_by=user)
+        return token, raw
+
+    @classmethod
+    def authenticate(cls, raw: str) -> AgentToken | None:
+        if not raw.startswith(cls.PREFIX):
+            return None
+        return (
+            cls.objects.select_related("node__cluster")
+            .filter(token_hash=hash_token(raw), revoked_at__isnull=True)
+            .first()
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Report(models.Model):
+    """One accepted ``node-report/v1``, stored gzip-compressed as received (decoded)."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="reports")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    collected_at = models.DateTimeField()
+    sequence = models.BigIntegerField(null=True, blank=True)
+    agent_version = models.CharField(max_length=32, blank=True, default="")
+    size_bytes = models.PositiveIntegerField(default=0)
+    payload = models.BinaryField()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"report {self.pk} of {self.node}"
+
+    @staticmethod
+    def pack(document: dict[str, Any]) -> bytes:
+        return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), compresslevel=1)
+
+    def document(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(gzip.decompress(bytes(self.payload)))
+        return data
+
+
+class LogTail(models.Model):
+    """The last ``WND_LOG_TAIL_BYTES`` of one log of one node, so checks see recent context."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="log_tails")
+    kind = models.CharField(max_length=64)
+    path = models.CharField(max_length=1024)
+    text = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["node", "kind"], name="logtail_unique_kind")]
+
+
+class Finding(models.Model):
+    """A finding's life on one node: opened, updated while it persists, resolved, reopened."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="findings")
+    check_id = models.CharField(max_length=100, db_index=True)
+    subject = models.CharField(max_length=400, blank=True, default="")
+    severity = models.CharField(max_length=16, choices=SEVERITY_CHOICES)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=Status.FAIL.slug)
+    title = models.CharField(max_length=300)
+    summary = models.TextField()
+    evidence = models.JSONField(default=list)
+    fix = models.JSONField(default=list)
+    docs = models.URLField(max_length=500, blank=True, default="")
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    seen_count = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-first_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["node", "check_id", "subject"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="one_open_finding_per_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.check_id} on {self.node_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    @property
+    def sev(self) -> Severity:
+        return Severity.parse(self.severity)
+
+    @property
+    def stat(self) -> Status:
+        return Status.parse(self.status)
+
+    def to_engine(self) -> EngineFinding:
+        return EngineFinding(
+            check=self.check_id,
+            severity=self.sev,
+            status=self.stat,
+            node=self.node.name,
+            cluster=self.node.cluster.name,
+            title=self.title,
+            summary=self.summary,
+            evidence=tuple(Evidence.from_dict(e) for e in self.evidence),
+            fix=tuple(self.fix),
+            docs=self.docs,
+            subject=self.subject,
+        )
+
+
+class DiagnosisRun(models.Model):
+    """One run of the checks on a node: from a report, on demand, or on a schedule."""
+
+    TRIGGER_REPORT = "report"
+    TRIGGER_MANUAL = "manual"
+    TRIGGER_SCHEDULE = "schedule"
+    TRIGGERS = [(TRIGGER_REPORT, "Report"), (TRIGGER_MANUAL, "On demand"), (TRIGGER_SCHEDULE, "Schedule")]
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(max_length=16, choices=TRIGGERS, default=TRIGGER_REPORT)
+    report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checks_total = models.PositiveIntegerField(default=0)
+    checks_done = models.PositiveIntegerField(default=0)
+    findings_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    @property
+    def running(self) -> bool:
+        return self.finished_at is None
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.checks_done / self.checks_total) if self.checks_total else 0
+
+
+def enroll(cluster_name: str, node_name: str, *, label: str = "", user: Any = None) -> tuple[Node, str]:
+    """Register a node (and its cluster) if new, and issue it a token; return the raw token.
+
+    Raises ``ValueError`` with a readable message for a name Kubernetes would refuse.
+    """
+    from diagnostics.report import NAME_RE
+
+    for kind, value in (("cluster", cluster_name), ("node", node_name)):
+        if not NAME_RE.match(value) or (kind == "cluster" and len(value) > 63):
+            raise ValueError(f"{value!r} is not a valid {kind} name: use lower-case letters, digits, '-' and '.'")
+    cluster, _ = Cluster.objects.get_or_create(name=cluster_name)
+    node, _ = Node.objects.get_or_create(cluster=cluster, name=node_name)
+    _token, raw = AgentToken.issue(node, label=label, user=user)
+    return node, raw

@@ -1,0 +1,64 @@
+"""What the node page and its live consumer render."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from dashboard.models import DiagnosisRun, Finding, Node, Report
+from dashboard.roles import is_operator
+from diagnostics.model import Severity
+from diagnostics.report import ReportError, parse_report, snapshot_from_report
+
+SEVERITY_RANK = {s.slug: s.rank for s in Severity}
+
+
+def open_findings(node: Node) -> list[Finding]:
+    rows = list(node.findings.filter(resolved_at__isnull=True))
+    return sorted(rows, key=lambda f: (-SEVERITY_RANK.get(f.severity, 0), f.status != "fail", f.check_id, f.subject))
+
+
+@lru_cache(maxsize=256)
+def _facts_of_report(report_id: int) -> list[tuple[str, str]]:
+    """Readable facts from one report (cached: reports never change)."""
+    report = Report.objects.filter(pk=report_id).first()
+    if report is None:
+        return []
+    try:
+        snap = snapshot_from_report(parse_report(report.document()))
+    except (ReportError, ValueError):
+        return [("Report", "could not be read")]
+    facts: list[tuple[str, str]] = []
+    if snap.os is not None:
+        os_info = snap.os.value
+        facts.append(("Windows", f"{os_info.product_name or 'Windows'} (build {os_info.version})".strip()))
+    if snap.hns_networks is not None:
+        nets = ", ".join(f"{n.name} ({n.type}{', ' + n.subnets[0].prefix if n.subnets else ''})" for n in snap.hns_networks.value)
+        facts.append(("HNS networks", nets or "none"))
+    if snap.adapters is not None:
+        facts.append(("Adapters", ", ".join(f"{a.name} [{a.status}]" for a in snap.adapters.value) or "none"))
+    if snap.services is not None:
+        facts.append(("Services", ", ".join(f"{s.name}: {s.status}" for s in snap.services.value) or "none"))
+    if snap.images is not None:
+        pause = [i.ref for i in snap.images.value if "pause" in i.repository]
+        facts.append(("Pause image", ", ".join(pause) or "none found"))
+    for name, file in sorted(snap.files.items()):
+        facts.append((name, file.path if file.exists else f"missing ({file.path})"))
+    if snap.logs_seen:
+        facts.append(("Logs", ", ".join(sorted(snap.logs_seen))))
+    return facts
+
+
+def node_context(node: Node, user: Any) -> dict[str, Any]:
+    latest = node.reports.order_by("-id").only("id", "received_at", "collected_at", "agent_version", "size_bytes")
+    recent = list(latest[:10])
+    operator = is_operator(user)
+    return {
+        "node": node,
+        "findings": open_findings(node),
+        "reports": recent,
+        "facts": _facts_of_report(recent[0].pk) if recent else [],
+        "run": DiagnosisRun.objects.filter(node=node, trigger=DiagnosisRun.TRIGGER_MANUAL).first(),
+        "tokens": list(node.tokens.all()) if operator else [],
+        "is_operator": operator,
+    }

@@ -1,0 +1,10 @@
+"""WSGI entry point: plain HTTP (the ingest API and pages) can be served by WSGI workers."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+application = get_wsgi_application()

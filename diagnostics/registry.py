@@ -1,0 +1,119 @@
+"""The check registry: one function per check id, registered with ``@check``.
+
+A check function takes a ``NodeSnapshot`` and yields ``Fail`` or ``Unknown``
+outcomes (nothing when the node passes). The registry stamps each outcome with
+the check's id, severity, title and docs to make a ``Finding``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from diagnostics.model import DOCS_BASE, Evidence, Fail, Finding, Severity, Status, Unknown
+from diagnostics.snapshot import NodeSnapshot
+
+log = logging.getLogger(__name__)
+
+CheckFunc = Callable[[NodeSnapshot], Iterable[Fail | Unknown]]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    severity: Severity
+    title: str
+    docs: str
+    func: CheckFunc
+
+    @property
+    def area(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "severity": self.severity.slug, "title": self.title, "docs": self.docs}
+
+
+REGISTRY: dict[str, CheckSpec] = {}
+
+
+def check(check_id: str, *, severity: Severity, title: str, docs: str = DOCS_BASE) -> Callable[[CheckFunc], CheckFunc]:
+    """Register a check function under a stable id from spec/CHECKS.md."""
+
+    def register(func: CheckFunc) -> CheckFunc:
+        if check_id in REGISTRY:
+            raise ValueError(f"check id {check_id!r} registered twice")
+        REGISTRY[check_id] = CheckSpec(check_id, severity, title, docs, func)
+        return func
+
+    return register
+
+
+def all_checks() -> dict[str, CheckSpec]:
+    """The registry with every area module imported."""
+    importlib.import_module("diagnostics.checks")
+    return REGISTRY
+
+
+def _finding(spec: CheckSpec, snap: NodeSnapshot, outcome: Fail | Unknown) -> Finding:
+    if isinstance(outcome, Unknown):
+        return Finding(
+            check=spec.id,
+            severity=spec.severity,
+            status=Status.UNKNOWN,
+            node=snap.node,
+            cluster=snap.cluster,
+            title=spec.title,
+            summary="Not enough data to decide; needs: " + ", ".join(outcome.needs),
+            docs=spec.docs,
+            subject=outcome.subject,
+        )
+    return Finding(
+        check=spec.id,
+        severity=spec.severity,
+        status=Status.FAIL,
+        node=snap.node,
+        cluster=snap.cluster,
+        title=outcome.title or spec.title,
+        summary=outcome.summary,
+        evidence=outcome.evidence,
+        fix=outcome.fix,
+        docs=spec.docs,
+        subject=outcome.subject,
+    )
+
+
+def run_iter(snap: NodeSnapshot, only: Iterable[str] | None = None) -> Iterator[Finding]:
+    """Run the checks (all, or the ids/areas in ``only``) and yield findings as they come.
+
+    A check that raises is reported as an ``unknown`` finding naming the error,
+    so one broken check never hides the others.
+    """
+    wanted = set(only) if only is not None else None
+    for spec in all_checks().values():
+        if wanted is not None and spec.id not in wanted and spec.area not in wanted:
+            continue
+        try:
+            outcomes = list(spec.func(snap))
+        except Exception as exc:  # a bug in one check must not stop the run
+            log.exception("check %s failed on node %s", spec.id, snap.node)
+            yield Finding(
+                check=spec.id,
+                severity=spec.severity,
+                status=Status.UNKNOWN,
+                node=snap.node,
+                cluster=snap.cluster,
+                title=spec.title,
+                summary=f"The check itself failed: {type(exc).__name__}: {exc}",
+                evidence=(Evidence("diagnostics", repr(exc)),),
+                docs=spec.docs,
+            )
+            continue
+        for outcome in outcomes:
+            yield _finding(spec, snap, outcome)
+
+
+def run(snap: NodeSnapshot, only: Iterable[str] | None = None) -> list[Finding]:
+    return list(run_iter(snap, only))

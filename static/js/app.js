@@ -1,0 +1,40 @@
+// Small behaviours on top of htmx: copy buttons and the live-connection indicator.
+(function () {
+  "use strict";
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var code = button.parentElement.querySelector("code, pre");
+    if (!code) return;
+    var text = code.textContent;
+    var done = function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+    } else {
+      var range = document.createRange();
+      range.selectNodeContents(code);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      document.execCommand("copy");
+      done();
+    }
+  });
+
+  function status(text, live) {
+    var el = document.getElementById("live-status");
+    if (!el) return;
+    el.hidden = false;
+    el.textContent = text;
+    el.classList.toggle("live", live);
+    document.body.dataset.live = live ? "connected" : "disconnected";
+  }
+
+  document.addEventListener("htmx:wsOpen", function () { status("Live", true); });
+  document.addEventListener("htmx:wsClose", function () { status("Reconnecting…", false); });
+  document.addEventListener("htmx:wsError", function () { status("Live updates unavailable", false); });
+})();

@@ -1,0 +1,40 @@
+"""Shared test setup: a real Redis for the whole run, and named personas.
+
+The test command starts redis-server and sets ``REDIS_URL``; run alone,
+``pytest`` starts one itself before Django's settings are read.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from typing import Any
+
+import pytest
+
+if "REDIS_URL" not in os.environ:
+    from dashboard.embedded import Supervisor, free_port
+
+    _redis = Supervisor()
+    os.environ["REDIS_URL"] = _redis.start_redis(free_port(), __import__("pathlib").Path("/tmp/wnd-test-redis"))
+    atexit.register(_redis.stop)
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
+
+
+@pytest.fixture
+def operator(django_user_model: Any) -> Any:
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("olivia", password="operator-pass")
+    user.groups.add(Group.objects.get(name="operator"))
+    return user
+
+
+@pytest.fixture
+def viewer(django_user_model: Any) -> Any:
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("victor", password="viewer-pass")
+    user.groups.add(Group.objects.get(name="viewer"))
+    return user
