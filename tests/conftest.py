@@ -27,7 +27,7 @@ def operator(django_user_model: Any) -> Any:
     from django.contrib.auth.models import Group
 
     user = django_user_model.objects.create_user("olivia", password="operator-pass")
-    user.groups.add(Group.objects.get(name="operator"))
+    user.groups.add(Group.objects.get_or_create(name="operator")[0])
     return user
 
 
@@ -36,5 +36,5 @@ def viewer(django_user_model: Any) -> Any:
     from django.contrib.auth.models import Group
 
     user = django_user_model.objects.create_user("victor", password="viewer-pass")
-    user.groups.add(Group.objects.get(name="viewer"))
+    user.groups.add(Group.objects.get_or_create(name="viewer")[0])
     return user

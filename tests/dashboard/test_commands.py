@@ -1,0 +1,33 @@
+"""Token management from the command line."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from dashboard.models import AgentToken
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_token_enrolls_the_node_and_prints_the_token() -> None:
+    out = StringIO()
+    call_command("create_token", "prod-eu", "win-node-01", stdout=out)
+    raw = out.getvalue().strip()
+    assert AgentToken.authenticate(raw).node.name == "win-node-01"
+
+
+def test_create_token_refuses_a_bad_name() -> None:
+    with pytest.raises(CommandError, match="not a valid node name"):
+        call_command("create_token", "prod-eu", "Bad_Name")
+
+
+def test_revoke_token_revokes_every_active_token_of_the_node() -> None:
+    out = StringIO()
+    call_command("create_token", "prod-eu", "win-node-01", stdout=out)
+    call_command("revoke_token", "prod-eu", "win-node-01", stdout=StringIO())
+    assert AgentToken.authenticate(out.getvalue().strip()) is None
+    with pytest.raises(CommandError, match="no active token"):
+        call_command("revoke_token", "prod-eu", "win-node-01")

@@ -1,0 +1,89 @@
+"""The live consumers, through Channels' WebsocketCommunicator and the real Redis channel layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from dashboard.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, FleetConsumer, NodeConsumer
+from dashboard.models import DiagnosisRun, Node, enroll
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+def communicator(consumer: Any, path: str, user: Any, **route: str) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(consumer.as_asgi(), path)
+    comm.scope["user"] = user
+    comm.scope["url_route"] = {"kwargs": route}
+    return comm
+
+
+async def test_the_fleet_consumer_sends_the_current_state_on_connect(viewer: Any) -> None:
+    await database_sync_to_async(enroll)("prod-eu", "win-a")
+    comm = communicator(FleetConsumer, "/ws/fleet/", viewer)
+    connected, _ = await comm.connect()
+    assert connected
+    frame = await comm.receive_from(timeout=5)
+    assert 'id="fleet-table" hx-swap-oob="true"' in frame and "win-a" in frame
+    await comm.disconnect()
+
+
+async def test_an_anonymous_visitor_is_refused() -> None:
+    comm = communicator(FleetConsumer, "/ws/fleet/", AnonymousUser())
+    connected, code = await comm.connect()
+    assert not connected and code == CLOSE_UNAUTHENTICATED
+
+
+async def test_an_unknown_node_is_refused(viewer: Any) -> None:
+    comm = communicator(NodeConsumer, "/ws/x/", viewer, cluster="prod-eu", name="nope")
+    connected, code = await comm.connect()
+    assert not connected and code == CLOSE_NOT_FOUND
+
+
+async def test_the_fleet_consumer_coalesces_changes_into_one_frame(viewer: Any) -> None:
+    node, _ = await database_sync_to_async(enroll)("prod-eu", "win-a")
+    comm = communicator(FleetConsumer, "/ws/fleet/", viewer)
+    await comm.connect()
+    await comm.receive_from(timeout=5)
+    layer = get_channel_layer()
+    for seq in range(1, 6):
+        await layer.group_send("fleet", {"type": "fleet.changed", "node_id": node.pk, "seq": seq})
+    frames = [await comm.receive_from(timeout=5)]
+    while not await comm.receive_nothing(timeout=0.5):
+        frames.append(await comm.receive_from())
+    # The first change is sent at once; the ones inside the window make one more frame.
+    assert 1 <= len(frames) <= 2 and all("win-a" in f for f in frames)
+    await comm.disconnect()
+
+
+async def test_a_sequence_gap_makes_the_node_consumer_resend_the_full_state(viewer: Any) -> None:
+    node, _ = await database_sync_to_async(enroll)("prod-eu", "win-a")
+    run = await database_sync_to_async(DiagnosisRun.objects.create)(node=node, trigger="manual", checks_total=10)
+    comm = communicator(NodeConsumer, "/ws/n/", viewer, cluster="prod-eu", name="win-a")
+    await comm.connect()
+    assert 'id="node-findings"' in await comm.receive_from(timeout=5)
+    layer = get_channel_layer()
+    group = "node.prod-eu.win-a"
+    finding = {"check": "flannel.subnet-env-missing", "severity": "critical", "title": "t", "summary": "s"}
+    await layer.group_send(group, {"type": "node.run_progress", "run_id": run.pk, "finding": finding, "seq": 1})
+    progress = await comm.receive_from(timeout=5)
+    assert 'id="run-status"' in progress and 'beforeend:#run-stream' in progress
+    await layer.group_send(group, {"type": "node.run_progress", "run_id": run.pk, "finding": None, "seq": 5})
+    assert 'id="node-findings"' in await comm.receive_from(timeout=5)  # lost 2..4: full state instead
+    await comm.disconnect()
+
+
+async def test_a_browser_may_ask_for_the_full_state(viewer: Any) -> None:
+    await database_sync_to_async(enroll)("prod-eu", "win-a")
+    comm = communicator(NodeConsumer, "/ws/n/", viewer, cluster="prod-eu", name="win-a")
+    await comm.connect()
+    await comm.receive_from(timeout=5)
+    await comm.send_to(text_data='{"type": "resync"}')
+    assert 'id="node-head"' in await comm.receive_from(timeout=5)
+    await comm.disconnect()
+    assert await database_sync_to_async(Node.objects.count)() == 1
