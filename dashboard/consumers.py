@@ -20,6 +20,7 @@ from dashboard.fleet import FleetQuery, fleet_context
 from dashboard.live import FLEET_GROUP
 from dashboard.models import DiagnosisRun, Node
 from dashboard.nodepage import node_context
+from dashboard.roles import is_operator
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -30,11 +31,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     group = ""
     last_seq: int | None = None
+    operator = False
 
     async def join(self, group: str) -> bool:
         if not self.scope["user"].is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return False
+        self.operator = await database_sync_to_async(is_operator)(self.scope["user"])
         self.group = group
         await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -136,8 +139,18 @@ class NodeConsumer(LiveConsumer):
         html = await database_sync_to_async(self._render_progress)(event["run_id"], event.get("finding"))
         await self.send(text_data=html)
 
+    # Visitors of one node in one process share the rendering of each change.
+    _cache: dict[tuple[int, int, bool], str] = {}
+
     async def send_state(self) -> None:
-        await self.send(text_data=await database_sync_to_async(self._render_state)())
+        key = (self.node_id, self.last_seq or 0, self.operator)
+        html = self._cache.get(key) if self.last_seq else None
+        if html is None:
+            html = await database_sync_to_async(self._render_state)()
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[key] = html
+        await self.send(text_data=html)
 
     def _render_state(self) -> str:
         node = Node.objects.select_related("cluster").get(pk=self.node_id)

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from dashboard import live
 from dashboard.models import HEALTH_OK, HEALTH_RANK, DiagnosisRun, Finding, LogTail, Node, Report
-from diagnostics.model import Finding as EngineFinding, Severity, Status, sort_findings
+from diagnostics.model import Finding as EngineFinding
+from diagnostics.model import Severity, Status, sort_findings
 from diagnostics.registry import all_checks, run_iter
 from diagnostics.report import NodeReport, parse_report, snapshot_from_report
 from diagnostics.snapshot import NodeSnapshot
@@ -25,10 +26,16 @@ class Changes:
     opened: list[Finding] = field(default_factory=list)
     updated: list[Finding] = field(default_factory=list)
     resolved: list[Finding] = field(default_factory=list)
+    still_open: list[Finding] = field(default_factory=list)  # open before, not run this time
 
     @property
     def any(self) -> bool:
         return bool(self.opened or self.resolved)
+
+    @property
+    def open(self) -> list[Finding]:
+        """Every finding open on the node after the run."""
+        return self.opened + self.updated + self.still_open
 
 
 def update_log_tails(node: Node, report: NodeReport) -> dict[str, tuple[str, str]]:
@@ -89,9 +96,13 @@ def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str
             row.seen_count += 1
             changes.updated.append(row)
     for key, row in current.items():
-        if key not in seen and (checks_run is None or row.check_id in checks_run):
+        if key in seen:
+            continue
+        if checks_run is None or row.check_id in checks_run:
             row.resolved_at = now
             changes.resolved.append(row)
+        else:
+            changes.still_open.append(row)
     Finding.objects.bulk_create(changes.opened)
     Finding.objects.bulk_update(
         changes.updated + changes.resolved,
@@ -100,19 +111,17 @@ def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str
     return changes
 
 
-def refresh_summary(node: Node) -> None:
-    """Recompute the node's health and counts from its open findings (one query)."""
+def refresh_summary(node: Node, open_findings: list[Finding]) -> None:
+    """Recompute the node's health and counts from its open findings."""
     counts = {s.slug: 0 for s in Severity}
     unknown = 0
     checks: list[str] = []
-    for severity, status, check_id in node.findings.filter(resolved_at__isnull=True).values_list(
-        "severity", "status", "check_id"
-    ):
-        if status == Status.UNKNOWN.slug:
+    for finding in open_findings:
+        if finding.status == Status.UNKNOWN.slug:
             unknown += 1
             continue
-        counts[severity] += 1
-        checks.append(check_id)
+        counts[finding.severity] += 1
+        checks.append(finding.check_id)
     worst = next((s.slug for s in Severity.ordered() if counts[s.slug]), HEALTH_OK)
     node.health, node.health_rank = worst, HEALTH_RANK[worst]
     node.critical_count = counts["critical"]
@@ -150,28 +159,20 @@ def diagnose_report(report_id: int) -> bool:
     )
     if not claimed:
         return False
+    parsed = parse_report(report.document())
     with transaction.atomic():
         node = Node.objects.select_related("cluster").get(pk=node.pk)
-        parsed = parse_report(report.document())
         # 2. Context: the rolling log tails, then the snapshot.
         texts = update_log_tails(node, parsed)
         snap = snapshot_from_report(parsed, log_texts=texts)
         # 3. Checks, then the stored findings and the node's summary.
-        findings = list(run_iter(snap))
-        changes = reconcile(node, findings)
-        refresh_summary(node)
+        changes = reconcile(node, run_iter(snap))
+        refresh_summary(node, changes.open)
         apply_node_facts(node, snap)
         node.version += 1
         node.save()
-        DiagnosisRun.objects.create(
-            node=node,
-            report=report,
-            finished_at=timezone.now(),
-            checks_total=len(all_checks()),
-            checks_done=len(all_checks()),
-            findings_count=len(findings),
-        )
-    prune_reports(node)
+    if report.pk % 10 == 0:
+        prune_reports(node)
     # 4. Tell the browsers (after commit, so they read what was written).
     live.node_changed(node.pk, node.group, findings_changed=changes.any)
     return True
@@ -200,12 +201,12 @@ def run_now(run_id: int) -> None:
     findings = list(_stream(run, snap))
     with transaction.atomic():
         changes = reconcile(node, findings)
-        refresh_summary(node)
+        refresh_summary(node, changes.open)
         node.version += 1
         node.save()
         run.finished_at = timezone.now()
         run.findings_count = len(findings)
-        run.report = report
+        run.report_id = report.pk
         run.save()
     live.run_progress(node.pk, node.group, run.pk)
     live.node_changed(node.pk, node.group, findings_changed=changes.any)

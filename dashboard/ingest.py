@@ -102,9 +102,7 @@ def post_report(request: HttpRequest) -> JsonResponse:
         return error(422, f"invalid node-report/v1: {exc}")
     node: Node = token.node
     if (report.cluster, report.node) != (node.cluster.name, node.name):
-        return error(
-            403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}"
-        )
+        return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
     now = timezone.now()
     with transaction.atomic():
         # The sequence makes delivery idempotent: an agent retrying a report that

@@ -2,19 +2,26 @@
 
 Every message carries a per-group sequence number (a Redis counter), so a
 consumer that sees a gap knows messages were lost and re-sends the full state.
+
+Publishing happens in Celery workers and views (sync code). Rather than
+``async_to_sync`` per message (a new event loop and new Redis connections each
+time), each process keeps one event loop in a background thread for the
+channel layer, so connections are reused.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from functools import cache
 from typing import Any
 
 import redis
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 FLEET_GROUP = "fleet"
+_lock = threading.Lock()
 
 
 @cache
@@ -22,22 +29,48 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-def next_seq(group: str) -> int:
-    return int(_redis().incr(f"wnd:seq:{group}"))
+def _loop() -> asyncio.AbstractEventLoop:
+    """The process's publishing loop, started on first use (and again after a fork)."""
+    global _loop_state
+    with _lock:
+        import os
+
+        pid = os.getpid()
+        if _loop_state is None or _loop_state[0] != pid:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
+            _loop_state = (pid, loop)
+        return _loop_state[1]
 
 
-def publish(group: str, event: dict[str, Any]) -> None:
-    """Send ``event`` (with ``type`` naming the consumer handler) and a sequence number."""
+_loop_state: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send each (group, event) with the group's next sequence number, in order."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not messages:
         return
-    async_to_sync(layer.group_send)(group, {**event, "seq": next_seq(group)})
+    pipe = _redis().pipeline(transaction=False)
+    for group, _event in messages:
+        pipe.incr(f"wnd:seq:{group}")
+    seqs = pipe.execute()
+
+    async def send() -> None:
+        for (group, event), seq in zip(messages, seqs, strict=True):
+            await layer.group_send(group, {**event, "seq": int(seq)})
+
+    asyncio.run_coroutine_threadsafe(send(), _loop()).result(timeout=10)
 
 
 def node_changed(node_id: int, group: str, *, findings_changed: bool) -> None:
-    publish(group, {"type": "node.changed", "node_id": node_id, "findings_changed": findings_changed})
-    publish(FLEET_GROUP, {"type": "fleet.changed", "node_id": node_id})
+    publish_many(
+        [
+            (group, {"type": "node.changed", "node_id": node_id, "findings_changed": findings_changed}),
+            (FLEET_GROUP, {"type": "fleet.changed", "node_id": node_id}),
+        ]
+    )
 
 
 def run_progress(node_id: int, group: str, run_id: int, finding: dict[str, Any] | None = None) -> None:
-    publish(group, {"type": "node.run_progress", "node_id": node_id, "run_id": run_id, "finding": finding})
+    publish_many([(group, {"type": "node.run_progress", "node_id": node_id, "run_id": run_id, "finding": finding})])

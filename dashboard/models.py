@@ -17,7 +17,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from diagnostics.model import Evidence, Finding as EngineFinding, Severity, Status
+from diagnostics.model import Evidence, Severity, Status
+from diagnostics.model import Finding as EngineFinding
 
 SEVERITY_CHOICES = [(s.slug, s.label) for s in Severity.ordered()]
 STATUS_CHOICES = [(s.slug, s.label) for s in Status]
@@ -168,6 +169,9 @@ class LogTail(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["node", "kind"], name="logtail_unique_kind")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} log of node {self.node_id}"
+
 
 class Finding(models.Model):
     """A finding's life on one node: opened, updated while it persists, resolved, reopened."""
@@ -238,7 +242,8 @@ class DiagnosisRun(models.Model):
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(max_length=16, choices=TRIGGERS, default=TRIGGER_REPORT)
-    report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL)
+    # A plain id, not a foreign key: reports are pruned in one fast DELETE.
+    report_id = models.BigIntegerField(null=True, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -249,6 +254,9 @@ class DiagnosisRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.trigger} run {self.pk} of node {self.node_id}"
 
     @property
     def running(self) -> bool:

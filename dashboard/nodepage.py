@@ -33,7 +33,9 @@ def _facts_of_report(report_id: int) -> list[tuple[str, str]]:
         os_info = snap.os.value
         facts.append(("Windows", f"{os_info.product_name or 'Windows'} (build {os_info.version})".strip()))
     if snap.hns_networks is not None:
-        nets = ", ".join(f"{n.name} ({n.type}{', ' + n.subnets[0].prefix if n.subnets else ''})" for n in snap.hns_networks.value)
+        nets = ", ".join(
+            f"{n.name} ({n.type}{', ' + n.subnets[0].prefix if n.subnets else ''})" for n in snap.hns_networks.value
+        )
         facts.append(("HNS networks", nets or "none"))
     if snap.adapters is not None:
         facts.append(("Adapters", ", ".join(f"{a.name} [{a.status}]" for a in snap.adapters.value) or "none"))

@@ -15,7 +15,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("WND_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_secret("DJANGO_SECRET_KEY", "insecure-embedded-mode-key-change-me" if not env_bool("WND_PRODUCTION", False) else None)
+# Embedded mode runs with a development key; production (WND_PRODUCTION=1) must set one.
+_dev_key = None if env_bool("WND_PRODUCTION", False) else "insecure-embedded-mode-key-change-me"
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", _dev_key)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -136,7 +138,7 @@ CELERY_TIMEZONE = "UTC"
 WND_MAX_REPORT_BYTES = env_int("WND_MAX_REPORT_BYTES", 5 * 1024 * 1024, minimum=1024)
 WND_MAX_REPORT_INFLATED_BYTES = env_int("WND_MAX_REPORT_INFLATED_BYTES", 20 * 1024 * 1024, minimum=1024)
 # How much of each node's log the dashboard keeps to give checks recent context.
-WND_LOG_TAIL_BYTES = env_int("WND_LOG_TAIL_BYTES", 256 * 1024, minimum=1024)
+WND_LOG_TAIL_BYTES = env_int("WND_LOG_TAIL_BYTES", 128 * 1024, minimum=1024)
 WND_FLEET_PAGE_SIZE = env_int("WND_FLEET_PAGE_SIZE", 25, minimum=5)
 WND_REPORTS_KEPT_PER_NODE = env_int("WND_REPORTS_KEPT_PER_NODE", 50, minimum=1)
 

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import tasks
 from dashboard.fleet import FleetQuery, fleet_context
-from dashboard.models import AgentToken, DiagnosisRun, Node, enroll as enroll_node
+from dashboard.models import AgentToken, DiagnosisRun, Node
+from dashboard.models import enroll as enroll_node
 from dashboard.nodepage import node_context
 from dashboard.roles import operator_required
 
@@ -60,7 +61,7 @@ def run_diagnostics(request: HttpRequest, cluster: str, name: str) -> HttpRespon
 def create_token(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
     target = _node(cluster, name)
     label = request.POST.get("label", "").strip()[:100]
-    token, raw = AgentToken.issue(target, label=label, user=request.user)
+    _token, raw = AgentToken.issue(target, label=label, user=request.user)
     context = node_context(target, request.user)
     context["new_token"] = raw
     return render(request, "dashboard/node.html", context, status=201)

@@ -28,7 +28,11 @@ def post_report(client: Any, enrolled: tuple[Any, str]) -> Any:
             data = gzip.compress(data)
             headers.setdefault("HTTP_CONTENT_ENCODING", "gzip")
         return client.post(
-            "/api/v1/reports", data=data, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}", **headers
+            "/api/v1/reports",
+            data=data,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+            **headers,
         )
 
     return post

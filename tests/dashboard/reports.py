@@ -7,10 +7,12 @@ from typing import Any
 
 _sequence = itertools.count(1)
 
-SUBNET_ENV = "FLANNEL_NETWORK=10.244.0.0/16\r\nFLANNEL_SUBNET=10.244.3.1/24\r\nFLANNEL_MTU=1450\r\nFLANNEL_IPMASQ=true\r\n"
+SUBNET_ENV = (
+    "FLANNEL_NETWORK=10.244.0.0/16\r\nFLANNEL_SUBNET=10.244.3.1/24\r\nFLANNEL_MTU=1450\r\nFLANNEL_IPMASQ=true\r\n"
+)
 KUBELET_LOG = (
-    "I1124 10:15:32.123456    4242 server.go:416] \"Kubelet version\" kubeletVersion=\"v1.30.2\"\r\n"
-    "I1124 10:15:33.000001    4242 kubelet.go:2337] \"Starting kubelet main sync loop\"\r\n"
+    'I1124 10:15:32.123456    4242 server.go:416] "Kubelet version" kubeletVersion="v1.30.2"\r\n'
+    'I1124 10:15:33.000001    4242 kubelet.go:2337] "Starting kubelet main sync loop"\r\n'
 )
 
 

@@ -72,7 +72,7 @@ async def test_a_sequence_gap_makes_the_node_consumer_resend_the_full_state(view
     finding = {"check": "flannel.subnet-env-missing", "severity": "critical", "title": "t", "summary": "s"}
     await layer.group_send(group, {"type": "node.run_progress", "run_id": run.pk, "finding": finding, "seq": 1})
     progress = await comm.receive_from(timeout=5)
-    assert 'id="run-status"' in progress and 'beforeend:#run-stream' in progress
+    assert 'id="run-status"' in progress and "beforeend:#run-stream" in progress
     await layer.group_send(group, {"type": "node.run_progress", "run_id": run.pk, "finding": None, "seq": 5})
     assert 'id="node-findings"' in await comm.receive_from(timeout=5)  # lost 2..4: full state instead
     await comm.disconnect()

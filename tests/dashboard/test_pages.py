@@ -29,7 +29,9 @@ def test_the_fleet_lists_nodes_grouped_by_cluster_worst_first(client: Any, viewe
     add_node("staging-us", "win-stage", health="warning", health_rank=2, warning_count=2)
     client.force_login(viewer)
     html = client.get("/").content.decode()
-    assert html.index("Cluster prod-eu") < html.index("win-bad") < html.index("win-ok") < html.index("Cluster staging-us")
+    assert (
+        html.index("Cluster prod-eu") < html.index("win-bad") < html.index("win-ok") < html.index("Cluster staging-us")
+    )
     assert 'ws-connect="/ws/fleet/?' in html
 
 
@@ -45,7 +47,11 @@ def test_the_fleet_lists_nodes_grouped_by_cluster_worst_first(client: Any, viewe
 def test_the_fleet_filters(client: Any, viewer: Any, params: dict[str, str], shown: str, hidden: str) -> None:
     add_node("prod-eu", "win-ok", health="ok", health_rank=0)
     add_node(
-        "prod-eu", "win-bad", health="critical", health_rank=3, critical_count=1,
+        "prod-eu",
+        "win-bad",
+        health="critical",
+        health_rank=3,
+        critical_count=1,
         open_checks=" flannel.subnet-env-missing ",
     )
     add_node("staging-us", "win-stage", health="warning", health_rank=2, warning_count=1)
@@ -75,12 +81,20 @@ def test_an_htmx_request_gets_only_the_table(client: Any, viewer: Any) -> None:
 def test_the_node_page_shows_open_findings_with_fix_steps(client: Any, viewer: Any) -> None:
     node = add_node("prod-eu", "win-a", health="critical", health_rank=3, critical_count=1)
     Finding.objects.create(
-        node=node, check_id="flannel.subnet-env-missing", severity="critical", title="subnet.env is missing",
-        summary="C:\\run\\flannel\\subnet.env does not exist.", fix=["Restart-Service flanneld"],
+        node=node,
+        check_id="flannel.subnet-env-missing",
+        severity="critical",
+        title="subnet.env is missing",
+        summary="C:\\run\\flannel\\subnet.env does not exist.",
+        fix=["Restart-Service flanneld"],
         evidence=[{"source": "C:\\run\\flannel\\subnet.env", "excerpt": "absent"}],
     )
     Finding.objects.create(
-        node=node, check_id="hns.network-missing", severity="critical", title="gone", summary="old",
+        node=node,
+        check_id="hns.network-missing",
+        severity="critical",
+        title="gone",
+        summary="old",
         resolved_at="2026-11-24T00:00:00Z",
     )
     client.force_login(viewer)
@@ -125,7 +139,7 @@ def test_enrolling_with_a_bad_name_says_why(client: Any, operator: Any) -> None:
 
 
 def test_an_operator_revokes_a_token(client: Any, operator: Any) -> None:
-    node, raw = enroll("prod-eu", "win-a")
+    _node, raw = enroll("prod-eu", "win-a")
     client.force_login(operator)
     token = AgentToken.objects.get()
     response = client.post(f"/clusters/prod-eu/nodes/win-a/tokens/{token.pk}/revoke")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 
@@ -47,9 +46,9 @@ def test_an_anonymous_socket_is_refused(stack: Stack) -> None:
     from websockets.exceptions import ConnectionClosed, InvalidStatus
     from websockets.sync.client import connect
 
-    with pytest.raises((ConnectionClosed, InvalidStatus)):
-        with connect(stack.url.replace("http", "ws") + "/ws/fleet/", additional_headers={"Origin": stack.url}) as ws:
-            ws.recv(timeout=5)
+    url = stack.url.replace("http", "ws") + "/ws/fleet/"
+    with pytest.raises((ConnectionClosed, InvalidStatus)), connect(url, additional_headers={"Origin": stack.url}) as ws:
+        ws.recv(timeout=5)
 
 
 def test_reports_of_one_node_are_diagnosed_in_order(stack: Stack) -> None:

@@ -60,7 +60,8 @@ class Command(BaseCommand):
             self.stdout.write("Press Ctrl-C to stop everything.\n")
             while not (dead := supervisor.dead()):
                 time.sleep(0.5)
-            raise CommandError(f"{dead[0][0]} stopped unexpectedly (exit {dead[0][1]}); stopping the rest", returncode=1)
+            name, code = dead[0]
+            raise CommandError(f"{name} stopped unexpectedly (exit {code}); stopping the rest", returncode=1)
         except KeyboardInterrupt:
             self.stdout.write("\nStopping…")
         finally:
@@ -75,14 +76,38 @@ class Command(BaseCommand):
         self.create_logins()
         supervisor.start(
             "web",
-            [python(), "-m", "uvicorn", "dashboard.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--log-level", "warning"],
+            [
+                python(),
+                "-m",
+                "uvicorn",
+                "dashboard.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
             env=env,
         )
         supervisor.start(
             "worker",
-            [python(), "-m", "celery", "-A", "dashboard", "worker", "--beat", "--loglevel", "WARNING",
-             "--concurrency", "2", "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
+            [
+                python(),
+                "-m",
+                "celery",
+                "-A",
+                "dashboard",
+                "worker",
+                "--beat",
+                "--loglevel",
+                "WARNING",
+                "--concurrency",
+                "2",
+                "--schedule",
+                str(Path(settings.VAR_DIR) / "celerybeat-schedule"),
+            ],
             env=env,
         )
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
@@ -108,8 +133,21 @@ class Command(BaseCommand):
             _node, token = enroll(cluster, node, label="demo")
             supervisor.start(
                 f"agent {cluster}/{node}",
-                [python(), "-m", "agent", "--scenario", str(path), "--dashboard", f"http://127.0.0.1:{port}",
-                 "--token", token, "--interval", str(interval), "--state-dir", str(spool / f"{cluster}-{node}")],
+                [
+                    python(),
+                    "-m",
+                    "agent",
+                    "--scenario",
+                    str(path),
+                    "--dashboard",
+                    f"http://127.0.0.1:{port}",
+                    "--token",
+                    token,
+                    "--interval",
+                    str(interval),
+                    "--state-dir",
+                    str(spool / f"{cluster}-{node}"),
+                ],
                 env=env,
             )
         self.stdout.write(f"Started {len(scenarios)} simulated Windows nodes.")

@@ -1,0 +1,350 @@
+"""Load benchmark of the running product on loopback: ingest -> diagnose -> live frames.
+
+Starts a real stack (redis-server or REDIS_URL, uvicorn, a separate Celery worker),
+opens M WebSocket clients on a node page (or the fleet page), then posts realistic
+reports (tens of KB, with log tails) at rising rates. For each rate it prints the
+achieved rate, refusals, the diagnosis backlog, and report-accepted -> WebSocket
+frame latency p50/p99; at the end, the highest rate at which nothing failed.
+
+    python bench/bench_ingest.py [--clients 50] [--page node|fleet] [--rates 25,50,100,150]
+
+Every request goes to 127.0.0.1, each step is bounded in time, and the run stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dashboard.embedded import Supervisor, free_port, python, wait_for_http  # noqa: E402
+
+ROW_RE = re.compile(r'id="node-row-(\d+)" data-report="(\d+)"')
+REPORT_RE = re.compile(r'data-report="(\d+)"')
+WATCHED = "bench-watched"
+SUBNET_ENV = "FLANNEL_NETWORK=10.244.0.0/16\r\nFLANNEL_SUBNET=10.244.3.1/24\r\nFLANNEL_MTU=1450\r\n"
+
+
+def kubelet_lines(node: str, start: int, count: int) -> str:
+    lines = []
+    for i in range(start, start + count):
+        lines.append(
+            f"I1124 10:{(i // 60) % 60:02d}:{i % 60:02d}.{i % 1000000:06d}    4242 kubelet_pods.go:{1000 + i % 97}] "
+            f'"SyncLoop (PLEG): event for pod" pod="default/web-{i % 40}" '
+            f'event={{ID:{i:x} Type:ContainerStarted}} node="{node}"\r\n'
+        )
+    return "".join(lines)
+
+
+def hns_endpoints(count: int) -> str:
+    endpoints = [
+        {
+            "ID": f"{i:08X}-5C1A-4C5E-9D1C-0A0B0C0D0E{i % 100:02d}",
+            "Name": f"Ethernet_{i}",
+            "IPAddress": f"10.244.3.{i % 250 + 2}",
+            "MacAddress": f"00-15-5D-7A-{i % 256:02X}-{(i * 7) % 256:02X}",
+            "State": 2,
+            "VirtualNetworkName": "cbr0",
+            "IsRemoteEndpoint": i % 3 == 0,
+            "PrefixLength": 24,
+            "Policies": [{"Type": "OutBoundNAT", "ExceptionList": ["10.244.0.0/16", "10.96.0.0/12"]}],
+        }
+        for i in range(count)
+    ]
+    return json.dumps(endpoints, indent=4).replace("\n", "\r\n")
+
+
+def make_report(cluster: str, node: str, sequence: int) -> bytes:
+    report = {
+        "format": "node-report/v1",
+        "cluster": cluster,
+        "node": node,
+        "agent_version": "bench",
+        "collected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "sequence": sequence,
+        "probes": {
+            "hns.endpoints": {"command": "Get-HnsEndpoint | ConvertTo-Json -Depth 8", "output": hns_endpoints(30)}
+        },
+        "files": {
+            "subnet.env": {
+                "path": "C:\\run\\flannel\\subnet.env",
+                "exists": True,
+                "content": SUBNET_ENV,
+            }
+        },
+        "logs": {
+            "kubelet": {
+                "path": "C:\\k\\kubelet.log",
+                "offset": sequence * 20000,
+                "text": kubelet_lines(node, sequence * 100, 100),
+            }
+        },
+    }
+    return gzip.compress(json.dumps(report).encode(), compresslevel=1)
+
+
+@dataclass
+class Step:
+    rate: int
+    sent: int = 0
+    accepted: int = 0
+    refused: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    missing: int = 0
+    backlog: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.refused
+            and not self.errors
+            and not self.missing
+            and self.sent / self.elapsed >= 0.95 * self.rate
+            and self.backlog < self.rate
+        )
+
+    def line(self) -> str:
+        lat = sorted(self.latencies)
+        p50 = statistics.median(lat) * 1000 if lat else float("nan")
+        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000 if lat else float("nan")
+        return (
+            f"{self.rate:>5}/s  sent {self.sent / self.elapsed:7.1f}/s  accepted {self.accepted:6d}  "
+            f"refused {sum(self.refused.values()):4d}{self.refused or ''}  errors {self.errors:3d}  "
+            f"backlog {self.backlog:5d}  "
+            f"frames p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  missing {self.missing:3d}  {'ok' if self.ok else 'FAIL'}"
+        )
+
+
+class Watcher:
+    """WebSocket clients that record when each watched report first shows up in a frame."""
+
+    def __init__(self) -> None:
+        self.first_seen: dict[int, float] = {}
+        self.frames = 0
+
+    def saw(self, frame: str, node_pk: int, page: str) -> None:
+        now = time.monotonic()
+        self.frames += 1
+        if page == "fleet":
+            ids = [int(r) for n, r in ROW_RE.findall(frame) if int(n) == node_pk]
+        else:
+            ids = [int(r) for r in REPORT_RE.findall(frame)]
+        if ids:
+            newest = max(ids)
+            self.first_seen.setdefault(newest, now)
+
+    def latency(self, report_id: int, accepted_at: float) -> float | None:
+        # A frame showing a newer report of the node also shows this one's effect.
+        times = [t for rid, t in self.first_seen.items() if rid >= report_id]
+        return min(times) - accepted_at if times else None
+
+
+@dataclass
+class Setup:
+    env: dict[str, str]
+    url: str
+    tokens: dict[str, str]
+    watched_pk: int
+    cookie: str
+
+
+def prepare(args: argparse.Namespace, supervisor: Supervisor) -> Setup:
+    """Database, nodes and tokens, a signed-in session, then the web server and the worker."""
+    workdir = Path(tempfile.mkdtemp(prefix="wnd-bench-"))
+    env = {**os.environ, "WND_VAR_DIR": str(workdir), "WND_LOG_LEVEL": "ERROR", "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
+    if "REDIS_URL" not in env:
+        env["REDIS_URL"] = supervisor.start_redis(free_port(), workdir / "redis")
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from dashboard.models import enroll
+    from tests.integration.live import session_cookie
+
+    call_command("migrate", verbosity=0)
+    tokens = {}
+    watched_pk = 0
+    for i in range(args.nodes):
+        name = WATCHED if i == 0 else f"win-{i:04d}"
+        node, tokens[name] = enroll("bench", name)
+        watched_pk = watched_pk or node.pk
+    cookie = session_cookie(User.objects.create_user("bench"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    supervisor.start(
+        "web",
+        [
+            python(),
+            "-m",
+            "uvicorn",
+            "dashboard.asgi:application",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    supervisor.start(
+        "worker",
+        [
+            python(),
+            "-m",
+            "celery",
+            "-A",
+            "dashboard",
+            "worker",
+            "--loglevel",
+            "ERROR",
+            "--concurrency",
+            str(args.worker_concurrency),
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env=env,
+    )
+    wait_for_http(f"{url}/healthz")
+    return Setup(env, url, tokens, watched_pk, cookie)
+
+
+async def run(args: argparse.Namespace, setup: Setup) -> int:
+    import aiohttp
+    import redis as redis_lib
+    import websockets
+
+    env, url, tokens, watched_pk, cookie = setup.env, setup.url, setup.tokens, setup.watched_pk, setup.cookie
+    if True:
+        watcher = Watcher()
+        path = f"/ws/clusters/bench/nodes/{WATCHED}/" if args.page == "node" else f"/ws/fleet/?q={WATCHED}"
+
+        async def client() -> None:
+            async with websockets.connect(
+                url.replace("http", "ws") + path, max_size=None, additional_headers={"Cookie": cookie, "Origin": url}
+            ) as ws:
+                async for frame in ws:
+                    watcher.saw(str(frame), watched_pk, args.page)
+
+        clients = [asyncio.create_task(client()) for _ in range(args.clients)]
+        await asyncio.sleep(2)
+        print(
+            f"{args.clients} WebSocket clients on the {args.page} page; {args.nodes} nodes; "
+            f"{args.step_seconds:.0f} s per rate; worker concurrency {args.worker_concurrency}"
+        )
+        broker = redis_lib.Redis.from_url(env["REDIS_URL"])
+        sequences = dict.fromkeys(tokens, 0)
+        locks = {name: asyncio.Lock() for name in tokens}
+        names = [n for n in tokens if n != WATCHED]
+        results: list[Step] = []
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+            for rate in args.rates:
+                step = Step(rate)
+                watched: list[tuple[int, float]] = []
+
+                async def send(name: str, step: Step = step, watched: list[tuple[int, float]] = watched) -> None:
+                    async with locks[name]:  # an agent sends its reports one after the other
+                        await post_one(name, step, watched)
+
+                async def post_one(name: str, step: Step, watched: list[tuple[int, float]]) -> None:
+                    sequences[name] += 1
+                    body = make_report("bench", name, sequences[name])
+                    headers = {
+                        "Authorization": f"Bearer {tokens[name]}",
+                        "Content-Encoding": "gzip",
+                        "Content-Type": "application/json",
+                    }
+                    try:
+                        async with session.post(f"{url}/api/v1/reports", data=body, headers=headers) as response:
+                            data = await response.json()
+                            if response.status == 202:
+                                step.accepted += 1
+                                if name == WATCHED:
+                                    watched.append((int(data["report"]), time.monotonic()))
+                            else:
+                                step.refused[response.status] = step.refused.get(response.status, 0) + 1
+                    except (TimeoutError, aiohttp.ClientError):
+                        step.errors += 1
+
+                pending = []
+                start = time.monotonic()
+                total = int(rate * args.step_seconds)
+                for i in range(total):
+                    target = start + i / rate
+                    delay = target - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    name = WATCHED if i % args.watch_every == 0 else names[i % len(names)]
+                    pending.append(asyncio.create_task(send(name)))
+                    step.sent += 1
+                step.elapsed = time.monotonic() - start
+                await asyncio.gather(*pending)
+                step.backlog = int(broker.llen("celery"))
+                # Let the watched reports' frames arrive (bounded), then drain the backlog.
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and any(watcher.latency(r, t) is None for r, t in watched):
+                    await asyncio.sleep(0.05)
+                for report_id, accepted_at in watched:
+                    latency = watcher.latency(report_id, accepted_at)
+                    if latency is None:
+                        step.missing += 1
+                    else:
+                        step.latencies.append(latency)
+                results.append(step)
+                print(step.line(), flush=True)
+                drain_start = time.monotonic()
+                while broker.llen("celery") and time.monotonic() < drain_start + 60:
+                    await asyncio.sleep(0.2)
+                if step.backlog:
+                    print(f"        backlog drained in {time.monotonic() - drain_start:.1f} s", flush=True)
+                if not step.ok and args.stop_on_fail:
+                    break
+        for task in clients:
+            task.cancel()
+        passing = [s for s in results if s.ok]
+        if passing:
+            best = max(passing, key=lambda s: s.rate)
+            print(f"\nhighest sustained rate with nothing failing: {best.rate} reports/s")
+            print(best.line())
+        else:
+            print("\nno rate passed")
+        return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--page", choices=["node", "fleet"], default="node")
+    parser.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")], default=[25, 50, 100, 125, 150, 200])
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--watch-every", type=int, default=10, help="every Nth report is for the watched node")
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--stop-on-fail", action="store_true")
+    args = parser.parse_args()
+    supervisor = Supervisor()
+    try:
+        return asyncio.run(run(args, prepare(args, supervisor)))
+    finally:
+        supervisor.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
