@@ -147,6 +147,9 @@ class Command(BaseCommand):
                     str(interval),
                     "--state-dir",
                     str(spool / f"{cluster}-{node}"),
+                    "--no-websocket",
+                    "--log-level",
+                    "WARNING",
                 ],
                 env=env,
             )
