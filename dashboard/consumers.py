@@ -132,6 +132,10 @@ class NodeConsumer(LiveConsumer):
         self.gap(event)
         await self.send_state()
 
+    async def node_requests_changed(self, event: dict[str, Any]) -> None:
+        self.gap(event)
+        await self.send_state()
+
     async def node_run_progress(self, event: dict[str, Any]) -> None:
         if self.gap(event):
             await self.send_state()

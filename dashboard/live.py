@@ -25,7 +25,8 @@ _lock = threading.Lock()
 
 
 @cache
-def _redis() -> redis.Redis:
+def redis_client() -> redis.Redis:
+    """The process's Redis client (sequence numbers, agent presence and requests)."""
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
@@ -51,7 +52,7 @@ def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None or not messages:
         return
-    pipe = _redis().pipeline(transaction=False)
+    pipe = redis_client().pipeline(transaction=False)
     for group, _event in messages:
         pipe.incr(f"wnd:seq:{group}")
     seqs = pipe.execute()

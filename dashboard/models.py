@@ -64,6 +64,9 @@ class Node(models.Model):
     last_diagnosed_report_id = models.BigIntegerField(default=0)
     dropped_reports = models.PositiveIntegerField(default=0)
     version = models.PositiveIntegerField(default=0)  # bumped on every change shown live
+    # From the cluster source: the API lists this node; or it did, until api_removed_at.
+    in_api = models.BooleanField(default=False)
+    api_removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["cluster__name", "name"]
@@ -83,6 +86,10 @@ class Node(models.Model):
     @property
     def open_check_ids(self) -> list[str]:
         return self.open_checks.split()
+
+    @property
+    def has_agent(self) -> bool:
+        return self.last_report_at is not None
 
 
 def hash_token(raw: str) -> str:
@@ -281,3 +288,7 @@ def enroll(cluster_name: str, node_name: str, *, label: str = "", user: Any = No
     node, _ = Node.objects.get_or_create(cluster=cluster, name=node_name)
     _token, raw = AgentToken.issue(node, label=label, user=user)
     return node, raw
+
+
+# The cluster source's records live in their own package; importing them here registers them with the app.
+from dashboard.cluster.models import ApiObject, SourceState, WorkloadFinding  # noqa: E402, F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from dashboard import agents
 from dashboard.models import DiagnosisRun, Finding, Node, Report
 from dashboard.roles import is_operator
 from diagnostics.model import Severity
@@ -56,6 +57,8 @@ def node_context(node: Node, user: Any) -> dict[str, Any]:
     recent = list(latest[:10])
     operator = is_operator(user)
     return {
+        "agent_online": agents.is_online(node.pk),
+        "requests": agents.history(node.pk),
         "node": node,
         "findings": open_findings(node),
         "reports": recent,

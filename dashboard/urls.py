@@ -14,6 +14,7 @@ urlpatterns = [
     path("clusters/<slug:cluster>/nodes/<str:name>/", views.node, name="node"),
     path("clusters/<slug:cluster>/nodes/<str:name>/diagnose", views.run_diagnostics, name="run-diagnostics"),
     path("clusters/<slug:cluster>/nodes/<str:name>/tokens", views.create_token, name="create-token"),
+    path("clusters/<slug:cluster>/nodes/<str:name>/requests", views.agent_request, name="agent-request"),
     path(
         "clusters/<slug:cluster>/nodes/<str:name>/tokens/<int:token_id>/revoke",
         views.revoke_token,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
@@ -10,7 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from agent.protocol import RequestError
 from dashboard import tasks
+from dashboard.agents import send_request
 from dashboard.fleet import FleetQuery, fleet_context
 from dashboard.models import AgentToken, DiagnosisRun, Node
 from dashboard.models import enroll as enroll_node
@@ -97,3 +101,34 @@ def enroll(request: HttpRequest) -> HttpResponse:
     context = node_context(target, request.user)
     context["new_token"] = raw
     return render(request, "dashboard/node.html", context, status=201)
+
+
+def _request_args(name: str, form: Any) -> dict[str, Any]:
+    """Turn the connectivity form's fields into a request's arguments (validated later)."""
+    args: dict[str, Any] = {}
+    for field in ("target", "ip", "node_ip"):
+        if form.get(field, "").strip():
+            args[field] = form[field].strip()
+    if form.get("port", "").strip():
+        port = form["port"].strip()
+        args["port"] = int(port) if port.isdigit() else port
+    if name == "dns-lookup":
+        args["names"] = form.get("names", "").replace(",", " ").split()
+    return args
+
+
+@operator_required
+@require_POST
+def agent_request(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
+    """Send a named on-demand request (a connectivity test, collect now) to the node's agent."""
+    target = _node(cluster, name)
+    kind = request.POST.get("request", "")
+    try:
+        send_request(target, kind, _request_args(kind, request.POST), user=request.user.get_username())
+    except RequestError as exc:
+        if request.htmx:
+            return render(request, "dashboard/node.html#request-error", {"error": str(exc)}, status=400)
+        messages.error(request, f"Request not sent: {exc}")
+    if request.htmx:
+        return HttpResponse(status=204)  # the result arrives over the node page's socket
+    return redirect(target)

@@ -46,7 +46,9 @@ KNOWN_FILES: tuple[KnownFile, ...] = (
 # Services whose state and command line the checks read. nssm keeps the real
 # program and its arguments under Services\<name>\Parameters (Application,
 # AppParameters); Win32_Service.PathName only shows nssm.exe.
-_SERVICES = "'kubelet','kube-proxy','kubeproxy','flanneld','containerd','docker','hns','vfpext','csi-proxy','windows_exporter'"
+_SERVICES = (
+    "'kubelet','kube-proxy','kubeproxy','flanneld','containerd','docker','hns','vfpext','csi-proxy','windows_exporter'"
+)
 _PROCESSES = "'kubelet.exe','kube-proxy.exe','flanneld.exe','containerd.exe','dockerd.exe','csi-proxy.exe'"
 
 PROBES: tuple[ProbeSpec, ...] = (
@@ -115,7 +117,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "services",
         f"$names = @({_SERVICES}); "
         "Get-CimInstance Win32_Service | Where-Object { $names -contains $_.Name } | ForEach-Object { "
-        "$p = Get-ItemProperty -Path \"HKLM:\\SYSTEM\\CurrentControlSet\\Services\\$($_.Name)\\Parameters\" "
+        '$p = Get-ItemProperty -Path "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\$($_.Name)\\Parameters" '
         "-ErrorAction SilentlyContinue; "
         "[pscustomobject]@{Name=$_.Name; DisplayName=$_.DisplayName; State=$_.State; StartMode=$_.StartMode; "
         "PathName=$_.PathName; Application=$p.Application; AppParameters=$p.AppParameters} } | ConvertTo-Json",

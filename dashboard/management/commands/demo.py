@@ -147,7 +147,6 @@ class Command(BaseCommand):
                     str(interval),
                     "--state-dir",
                     str(spool / f"{cluster}-{node}"),
-                    "--no-websocket",
                     "--log-level",
                     "WARNING",
                 ],

@@ -1,0 +1,126 @@
+"""Agent configuration: a TOML or JSON file, overridable from the command line.
+
+Every path the agent reads is configurable because nodes differ (``C:\\k`` vs
+``C:\\opt``, Flannel under ``C:\\etc\\kube-flannel``, HostProcess containers
+that see the host at ``C:\\`` but keep their own files under
+``$CONTAINER_SANDBOX_MOUNT_POINT`` such as ``C:\\hpc``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from diagnostics.probes import KNOWN_FILES
+
+DEFAULT_LOGS: dict[str, str] = {
+    "kubelet": r"C:\k\kubelet.log",
+    "kube-proxy": r"C:\k\kube-proxy.log",
+    "flanneld": r"C:\k\flanneld.log",
+    "containerd": r"C:\k\containerd.log",
+}
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the key and how to fix it."""
+
+
+@dataclass
+class AgentConfig:
+    dashboard: str = ""  # https://doctor.example.com
+    token: str = ""
+    token_file: str = ""  # read at start when token is empty (a mounted Secret)
+    cluster: str = ""
+    node: str = ""  # defaults to the lower-cased host name (NODE_NAME in a DaemonSet)
+    interval: float = 60.0  # seconds between collections
+    ca_bundle: str = ""  # PEM file to verify the dashboard with; empty: the system store
+    verify_tls: bool = True
+    state_dir: str = r"C:\ProgramData\windows-node-doctor"  # queue, sequence, log offsets
+    queue_max_bytes: int = 20 * 1024 * 1024
+    probe_timeout: float = 60.0
+    send_timeout: float = 30.0
+    max_attempts: int = 5  # per flush, for one report, before waiting for the next cycle
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    max_log_bytes: int = 256 * 1024  # per log per report
+    initial_log_bytes: int = 64 * 1024  # how much of an existing log the first report carries
+    max_output_bytes: int = 1024 * 1024  # per probe output
+    powershell: str = "powershell.exe"
+    hns_module: str = ""  # e.g. C:\k\hns.psm1 (or hns.v2.psm1), imported before the HNS probes
+    files: dict[str, str] = field(default_factory=lambda: {f.name: f.default_path for f in KNOWN_FILES})
+    logs: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LOGS))
+    disabled_probes: list[str] = field(default_factory=list)
+    scenario: str = ""  # replay this scenario file instead of running PowerShell
+    websocket: bool = True  # open the on-demand request channel
+
+    def resolved_token(self) -> str:
+        if self.token:
+            return self.token
+        if self.token_file:
+            try:
+                return Path(self.token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"token_file {self.token_file!r} cannot be read: {exc.strerror}") from None
+        return ""
+
+    def resolved_node(self) -> str:
+        return (self.node or os.environ.get("NODE_NAME") or socket.gethostname()).lower()
+
+    def validate(self) -> None:
+        if not self.dashboard.startswith(("https://", "http://")):
+            raise ConfigError(f"dashboard must be an http(s) URL, got {self.dashboard!r}")
+        if not self.cluster:
+            raise ConfigError("cluster is required (the name the dashboard shows this node under)")
+        if self.interval < 1:
+            raise ConfigError("interval must be at least 1 second")
+        if self.queue_max_bytes < 64 * 1024:
+            raise ConfigError("queue_max_bytes must be at least 65536")
+
+
+def load_config(path: str | os.PathLike[str]) -> AgentConfig:
+    """Read a ``.toml`` or ``.json`` file; unknown keys are an error (a typo must not pass silently)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror}") from None
+    try:
+        data: Any = tomllib.loads(raw.decode("utf-8-sig")) if p.suffix.lower() == ".toml" else json.loads(raw)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {p} must hold a table/object at the top")
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict[str, Any]) -> AgentConfig:
+    known = {f.name: f for f in fields(AgentConfig)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+    cfg = AgentConfig()
+    for key, value in data.items():
+        default = getattr(cfg, key)
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} must be a table of name = path")
+            value = {**default, **{str(k): str(v) for k, v in value.items()}}
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key} must be true or false")
+        elif isinstance(default, int | float) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{key} must be a number")
+            value = type(default)(value)
+        elif isinstance(default, list):
+            if not isinstance(value, list):
+                raise ConfigError(f"{key} must be a list")
+        elif not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string")
+        setattr(cfg, key, value)
+    return cfg

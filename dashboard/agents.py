@@ -1,0 +1,170 @@
+"""The agents' WebSocket: on-demand requests to a node and their streamed answers.
+
+The protocol is documented in ``agent/protocol.py``. The dashboard sends only the
+named requests of that protocol, with arguments validated by the same code the
+agent uses. Requests and their answers are kept in Redis for an hour (a short
+history on the node page); connectivity results also arrive in the agent's next
+report, where the checks read them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from agent.protocol import REQUESTS, RequestError, validate_args
+from dashboard import live
+from dashboard.models import AgentToken, Node
+
+CLOSE_BAD_TOKEN = 4401
+HISTORY = 10
+TTL = 3600
+
+LABELS = {
+    "collect-now": "Collect now",
+    "collect-bundle-logs": "Collect full logs",
+    "ping-vs-curl": "ping vs curl",
+    "nodeport": "NodePort from the node",
+    "service-vip": "Service VIP from the node",
+    "dns-lookup": "DNS lookups",
+}
+
+
+def agent_group(node: Node) -> str:
+    return f"agent.{node.cluster.name}.{node.name}"
+
+
+def _online_key(node_id: int) -> str:
+    return f"wnd:agent-online:{node_id}"
+
+
+def _history_key(node_id: int) -> str:
+    return f"wnd:agent-requests:{node_id}"
+
+
+def is_online(node_id: int) -> bool:
+    return bool(live.redis_client().exists(_online_key(node_id)))
+
+
+def history(node_id: int) -> list[dict[str, Any]]:
+    """The node's recent requests, newest first."""
+    raw = live.redis_client().hgetall(_history_key(node_id))
+    items = [json.loads(v) for v in raw.values()]
+    return sorted(items, key=lambda r: r["created"], reverse=True)[:HISTORY]
+
+
+def _save(node_id: int, record: dict[str, Any]) -> None:
+    client = live.redis_client()
+    key = _history_key(node_id)
+    client.hset(key, record["id"], json.dumps(record))
+    client.expire(key, TTL)
+    if client.hlen(key) > HISTORY * 2:
+        for old in sorted(history(node_id), key=lambda r: r["created"])[:HISTORY]:
+            client.hdel(key, old["id"])
+
+
+def send_request(node: Node, name: str, args: dict[str, Any], user: str = "") -> dict[str, Any]:
+    """Validate and send a named request to the node's agent; return its record.
+
+    Raises ``RequestError`` for an unknown request or bad arguments, with a
+    message for the person who asked.
+    """
+    if name not in REQUESTS:
+        raise RequestError(f"unknown request {name!r}")
+    clean = validate_args(name, args)
+    record = {
+        "id": f"r-{secrets.token_hex(6)}",
+        "name": name,
+        "label": LABELS[name],
+        "args": clean,
+        "user": user,
+        "created": time.time(),
+        "state": "sent",
+        "messages": [],
+        "results": [],
+        "error": "",
+    }
+    if not is_online(node.pk):
+        record["state"] = "error"
+        record["error"] = "The agent of this node is not connected: the request was not sent."
+        _save(node.pk, record)
+    else:
+        _save(node.pk, record)
+        live.publish_many(
+            [(agent_group(node), {"type": "agent.request", "id": record["id"], "name": name, "args": clean})]
+        )
+    live.publish_many([(node.group, {"type": "node.requests_changed", "node_id": node.pk})])
+    return record
+
+
+def record_answer(node_id: int, group: str, message: dict[str, Any]) -> None:
+    """Apply an agent's progress/result/error message to the request it answers."""
+    raw = live.redis_client().hget(_history_key(node_id), str(message.get("id", "")))
+    if raw is None:
+        return  # an answer to a request we no longer know (expired): nothing to show
+    record = json.loads(raw)
+    kind = message.get("type")
+    if kind == "progress":
+        record["state"] = "running"
+        record["messages"].append(str(message.get("message", ""))[:500])
+    elif kind == "result":
+        record["state"] = "done"
+        record["results"] = [r for r in message.get("results", []) if isinstance(r, dict)][:20]
+        record["data"] = {k: v for k, v in (message.get("data") or {}).items() if k != "logs"}
+    elif kind == "error":
+        record["state"] = "error"
+        record["error"] = str(message.get("error", "the agent refused the request"))[:500]
+    _save(node_id, record)
+    live.publish_many([(group, {"type": "node.requests_changed", "node_id": node_id})])
+
+
+class AgentConsumer(AsyncWebsocketConsumer):
+    """One connected agent; authenticated by its node token like the report API."""
+
+    node: Node | None = None
+
+    async def connect(self) -> None:
+        headers = dict(self.scope.get("headers", []))
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        found = await database_sync_to_async(self._authenticate)(token.strip() if scheme.lower() == "bearer" else "")
+        if found is None:
+            await self.close(code=CLOSE_BAD_TOKEN)
+            return
+        self.node = found
+        await self.channel_layer.group_add(agent_group(found), self.channel_name)
+        await self.accept()
+        await database_sync_to_async(live.redis_client().set)(_online_key(found.pk), self.channel_name)
+
+    @staticmethod
+    def _authenticate(raw: str) -> Node | None:
+        token = AgentToken.authenticate(raw) if raw else None
+        return token.node if token is not None else None
+
+    async def disconnect(self, code: int) -> None:
+        if self.node is not None:
+            await self.channel_layer.group_discard(agent_group(self.node), self.channel_name)
+            await database_sync_to_async(self._forget)()
+
+    def _forget(self) -> None:
+        assert self.node is not None
+        client = live.redis_client()
+        if client.get(_online_key(self.node.pk)) == self.channel_name.encode():
+            client.delete(_online_key(self.node.pk))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            return  # not JSON: ignored, the protocol has nothing to answer
+        if not isinstance(message, dict) or self.node is None:
+            return
+        if message.get("type") in {"progress", "result", "error"}:
+            await database_sync_to_async(record_answer)(self.node.pk, self.node.group, message)
+
+    async def agent_request(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps({"type": "request", **{k: event[k] for k in ("id", "name", "args")}}))
