@@ -73,10 +73,38 @@ class Agent:
         return result
 
     def run(self, stop: threading.Event) -> None:
+        """Collect every ``interval`` seconds; send from a thread of its own.
+
+        Collection never waits for delivery: while the dashboard is down, reports
+        keep going into the on-disk queue and the sender drains it when it is back.
+        """
+        wake = threading.Event()
+        sender = threading.Thread(target=self._send_loop, args=(stop, wake), name="sender", daemon=True)
+        sender.start()
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self.cycle()
+                collection = self.collect_and_queue()
+                log.info("report %s queued", collection.report["sequence"])
+                wake.set()
             except Exception:  # the loop must outlive any one bad cycle
                 log.exception("collection cycle failed")
             stop.wait(max(0.0, self.config.interval - (time.monotonic() - started)))
+        wake.set()
+        sender.join(timeout=self.config.send_timeout + 1)
+
+    def _send_loop(self, stop: threading.Event, wake: threading.Event) -> None:
+        while not stop.is_set():
+            wake.wait()
+            wake.clear()
+            try:
+                result = self.flush()
+            except Exception:
+                log.exception("sending failed")
+                continue
+            if result.sent or result.rejected:
+                log.info("sent %d, refused %d, queued %d", result.sent, result.rejected, result.pending)
+            if result.pending:
+                log.warning("%d report(s) queued: %s", result.pending, result.last_error or "dashboard unreachable")
+                stop.wait(min(self.config.backoff_max, self.config.interval))
+                wake.set()  # try again, even if no new report arrives

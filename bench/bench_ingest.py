@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashboard.embedded import Supervisor, free_port, python, wait_for_http  # noqa: E402
+from dashboard.embedded import Supervisor, free_port, wait_for_http, web_command, worker_command  # noqa: E402
 
 ROW_RE = re.compile(r'id="node-row-(\d+)" data-report="(\d+)"')
 REPORT_RE = re.compile(r'data-report="(\d+)"')
@@ -189,39 +189,8 @@ def prepare(args: argparse.Namespace, supervisor: Supervisor) -> Setup:
     cookie = session_cookie(User.objects.create_user("bench"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    supervisor.start(
-        "web",
-        [
-            python(),
-            "-m",
-            "uvicorn",
-            "dashboard.asgi:application",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    supervisor.start(
-        "worker",
-        [
-            python(),
-            "-m",
-            "celery",
-            "-A",
-            "dashboard",
-            "worker",
-            "--loglevel",
-            "ERROR",
-            "--concurrency",
-            str(args.worker_concurrency),
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        env=env,
-    )
+    supervisor.start("web", web_command(port), env=env)
+    supervisor.start("worker", worker_command(concurrency=args.worker_concurrency, loglevel="ERROR"), env=env)
     wait_for_http(f"{url}/healthz")
     return Setup(env, url, tokens, watched_pk, cookie)
 

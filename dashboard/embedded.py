@@ -95,3 +95,18 @@ class Supervisor:
 
 def python() -> str:
     return sys.executable
+
+
+def web_command(port: int, *, host: str = "127.0.0.1") -> list[str]:
+    """The ASGI server for pages, the API and WebSockets."""
+    return [python(), "-m", "uvicorn", "dashboard.asgi:application", "--host", host, "--port", str(port),
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+
+
+def worker_command(*, concurrency: int = 2, beat_schedule: Path | None = None, loglevel: str = "WARNING") -> list[str]:
+    """A Celery worker; with ``beat_schedule``, it also runs beat (the database scheduler)."""
+    argv = [python(), "-m", "celery", "-A", "dashboard", "worker", "--loglevel", loglevel,
+            "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]  # fmt: skip
+    if beat_schedule is not None:
+        argv += ["--beat", "--schedule", str(beat_schedule)]
+    return argv

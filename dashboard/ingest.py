@@ -40,8 +40,8 @@ def bearer_token(request: HttpRequest) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-def read_body(request: HttpRequest) -> bytes:
-    """The body, at most ``WND_MAX_REPORT_BYTES``, inflated to at most ``WND_MAX_REPORT_INFLATED_BYTES``."""
+def read_body(request: HttpRequest) -> tuple[bytes, bytes]:
+    """(body as sent, body inflated): at most ``WND_MAX_REPORT_BYTES`` sent, ``..._INFLATED_BYTES`` inflated."""
     limit = settings.WND_MAX_REPORT_BYTES
     try:
         declared = int(request.headers.get("Content-Length") or 0)
@@ -54,10 +54,10 @@ def read_body(request: HttpRequest) -> bytes:
         raise IngestError(413, f"report is larger than the limit of {limit} bytes (WND_MAX_REPORT_BYTES)")
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding == "gzip":
-        return inflate(body, settings.WND_MAX_REPORT_INFLATED_BYTES)
+        return body, inflate(body, settings.WND_MAX_REPORT_INFLATED_BYTES)
     if encoding not in ("", "identity"):
         raise IngestError(415, f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding")
-    return body
+    return body, body
 
 
 def inflate(body: bytes, limit: int) -> bytes:
@@ -93,7 +93,7 @@ def post_report(request: HttpRequest) -> JsonResponse:
     if token is None:
         return error(401, "unknown or revoked node token: create one for this node in the dashboard")
     try:
-        data = read_body(request)
+        sent, data = read_body(request)
         document = decode(data)
         report = parse_report(document)
     except IngestError as exc:
@@ -118,7 +118,8 @@ def post_report(request: HttpRequest) -> JsonResponse:
             sequence=report.sequence,
             agent_version=report.agent_version[:32],
             size_bytes=len(data),
-            payload=Report.pack(document),
+            # A gzip body is kept as it came (it was just inflated once, within limits).
+            payload=sent if sent is not data else Report.pack(data),
         )
         Node.objects.filter(pk=node.pk).update(
             last_report_at=now,

@@ -7,46 +7,47 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
 
-from dashboard.embedded import Supervisor, free_port, python, wait_for_http
+from dashboard.embedded import Supervisor, free_port, wait_for_http, web_command, worker_command
 
 
-@dataclass(frozen=True)
+@dataclass
 class Stack:
     url: str
+    port: int
+    env: dict[str, str]
+    supervisor: Supervisor = field(default_factory=Supervisor)
+    web: Supervisor = field(default_factory=Supervisor)
+
+    def stop_web(self) -> None:
+        """Take the dashboard's web server down (the worker keeps running)."""
+        self.web.stop()
+
+    def start_web(self) -> None:
+        self.web.start("web", web_command(self.port), env=self.env)
+        wait_for_http(f"{self.url}/healthz")
 
 
 @contextmanager
 def running_stack(*, worker: bool = True) -> Iterator[Stack]:
     """Start the web server (and a worker) on the current test database; stop them after."""
-    db_name = connection.settings_dict["NAME"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{db_name}",
+        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
         "WND_LOG_LEVEL": "WARNING",
     }
     port = free_port()
-    supervisor = Supervisor()
+    stack = Stack(url=f"http://127.0.0.1:{port}", port=port, env=env)
     try:
-        supervisor.start(
-            "web",
-            [python(), "-m", "uvicorn", "dashboard.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--log-level", "warning"],
-            env=env,
-        )
         if worker:
-            supervisor.start(
-                "worker",
-                [python(), "-m", "celery", "-A", "dashboard", "worker", "--loglevel", "WARNING", "--concurrency", "1",
-                 "--without-heartbeat", "--without-gossip", "--without-mingle"],
-                env=env,
-            )
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        yield Stack(url=f"http://127.0.0.1:{port}")
+            stack.supervisor.start("worker", worker_command(concurrency=1), env=env)
+        stack.start_web()
+        yield stack
     finally:
-        supervisor.stop()
+        stack.web.stop()
+        stack.supervisor.stop()

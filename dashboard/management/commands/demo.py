@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from dashboard.embedded import Supervisor, free_port, python, wait_for_http
+from dashboard.embedded import Supervisor, free_port, python, wait_for_http, web_command, worker_command
 from dashboard.models import AgentToken, enroll
 from dashboard.roles import OPERATOR_GROUP, VIEWER_GROUP
 
@@ -74,42 +74,9 @@ class Command(BaseCommand):
             env["REDIS_URL"] = supervisor.start_redis(free_port(), Path(settings.VAR_DIR) / "redis")
         call_command("migrate", verbosity=0)
         self.create_logins()
-        supervisor.start(
-            "web",
-            [
-                python(),
-                "-m",
-                "uvicorn",
-                "dashboard.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-        )
-        supervisor.start(
-            "worker",
-            [
-                python(),
-                "-m",
-                "celery",
-                "-A",
-                "dashboard",
-                "worker",
-                "--beat",
-                "--loglevel",
-                "WARNING",
-                "--concurrency",
-                "2",
-                "--schedule",
-                str(Path(settings.VAR_DIR) / "celerybeat-schedule"),
-            ],
-            env=env,
-        )
+        supervisor.start("web", web_command(port), env=env)
+        beat_schedule = Path(settings.VAR_DIR) / "celerybeat-schedule"
+        supervisor.start("worker", worker_command(concurrency=2, beat_schedule=beat_schedule), env=env)
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
         return env
 
