@@ -135,7 +135,9 @@ class ComputerInfo:
     @property
     def is_vm(self) -> bool:
         text = f"{self.manufacturer} {self.model}".lower()
-        return any(k in text for k in ("virtual", "vmware", "hyper-v", "kvm", "qemu", "xen", "amazon ec2", "google compute"))
+        return any(
+            k in text for k in ("virtual", "vmware", "hyper-v", "kvm", "qemu", "xen", "amazon ec2", "google compute")
+        )
 
 
 @dataclass(frozen=True)

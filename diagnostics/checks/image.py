@@ -1,0 +1,68 @@
+"""Container images that do not fit the host's Windows build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from diagnostics.checks.common import hit_evidence
+from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.registry import check
+from diagnostics.snapshot import NodeSnapshot
+from diagnostics.versions import WINDOWS_BUILDS, build_name, image_build
+
+DOCS = "https://learn.microsoft.com/virtualization/windowscontainers/deploy-containers/version-compatibility"
+
+Outcome = Iterator[Fail | Unknown]
+
+
+def _hyperv(pod: dict) -> bool:
+    handler = str((pod.get("spec") or {}).get("runtimeClassName") or "").lower()
+    return "hyperv" in handler or "hypervisor" in handler
+
+
+@check(
+    "image.os-version-mismatch",
+    severity=Severity.CRITICAL,
+    title="Container images were built for another Windows version",
+    docs=DOCS,
+)
+def os_version_mismatch(snap: NodeSnapshot) -> Outcome:
+    host = snap.host_build()
+    known = WINDOWS_BUILDS.get(host.value) if host is not None else None
+    release = known.release if known is not None else ""
+    wanted = f"an image tagged for {release} (this host's release)" if release else "an image built for this host"
+    if host is not None and snap.pods is not None:
+        for pod in snap.pods.value:
+            if _hyperv(pod):
+                continue
+            meta = pod.get("metadata") or {}
+            subject_base = f"Pod/{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+            for key in ("initContainers", "containers"):
+                for i, c in enumerate((pod.get("spec") or {}).get(key) or []):
+                    image = str(c.get("image") or "")
+                    pinned = image_build(image)
+                    if pinned is None or pinned == host.value:
+                        continue
+                    subject = f"{subject_base}:{c.get('name', '')}"
+                    yield Fail(
+                        summary=f"{subject}: {image} is built for {build_name(pinned)}; with process isolation it "
+                        f"cannot run on {build_name(host.value)}.",
+                        evidence=(
+                            Evidence(f"{snap.pods.source} {subject_base}", f"spec.{key}[{i}].image: {image}"),
+                            Evidence(host.source, f"build {host.value}"),
+                        ),
+                        fix=(
+                            f"Use {wanted} or a multi-arch tag, or run it with Hyper-V isolation (a RuntimeClass "
+                            "with the runhcs-wcow-hypervisor handler).",
+                        ),
+                        subject=subject,
+                    )
+    hits = snap.hits("image.os-version-mismatch")
+    if hits:
+        yield Fail(
+            summary="The runtime refused to start a container: 'The container operating system does not match the "
+            "host operating system'" + (f" (the host is {build_name(host.value)})." if host else "."),
+            evidence=hit_evidence(hits),
+            fix=(f"Find the pod named in the log and use {wanted}, or Hyper-V isolation.",),
+            subject="logs",
+        )

@@ -1,0 +1,73 @@
+"""Service features with Windows limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.registry import check
+from diagnostics.snapshot import NodeSnapshot
+from diagnostics.versions import SESSION_AFFINITY_MIN_BUILD
+
+DOCS = "https://kubernetes.io/docs/concepts/services-networking/windows-networking/#limitations"
+DEFAULT_TIMEOUT = 10800  # the API's default for sessionAffinityConfig.clientIP.timeoutSeconds
+
+Outcome = Iterator[Fail | Unknown]
+
+
+def _selects_local_pod(svc: dict[str, Any], pods: tuple[dict[str, Any], ...]) -> bool:
+    spec = svc.get("spec") or {}
+    selector = spec.get("selector") or {}
+    namespace = (svc.get("metadata") or {}).get("namespace", "default")
+    if not selector:
+        return False
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if meta.get("namespace", "default") == namespace and all(labels.get(k) == v for k, v in selector.items()):
+            return True
+    return False
+
+
+@check(
+    "service.session-affinity-timeout",
+    severity=Severity.INFO,
+    title="Session affinity settings Windows does not honour",
+    docs=DOCS,
+)
+def session_affinity_timeout(snap: NodeSnapshot) -> Outcome:
+    view = snap.cluster_view
+    if view is None or snap.pods is None:
+        return
+    build = snap.host_build()
+    for svc in view.services:
+        spec = svc.get("spec") or {}
+        if spec.get("sessionAffinity") != "ClientIP" or not _selects_local_pod(svc, snap.pods.value):
+            continue
+        meta = svc.get("metadata") or {}
+        subject = f"Service/{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+        timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+        if build is not None and build.value < SESSION_AFFINITY_MIN_BUILD:
+            yield Fail(
+                summary=f"{subject} uses sessionAffinity: ClientIP, which Windows supports from build "
+                f"{SESSION_AFFINITY_MIN_BUILD}; this host is build {build.value}.",
+                evidence=(
+                    Evidence(f"{view.source} {subject}", "spec.sessionAffinity: ClientIP"),
+                    Evidence(build.source, f"build {build.value}"),
+                ),
+                fix=("Move these pods to Windows Server 2022 or later nodes, or drop session affinity.",),
+                subject=subject,
+            )
+        elif isinstance(timeout, int) and timeout != DEFAULT_TIMEOUT:
+            yield Fail(
+                summary=f"{subject} sets a session affinity timeout of {timeout}s; Windows ignores "
+                "timeoutSeconds (the maximum sticky time is not configurable there).",
+                evidence=(
+                    Evidence(
+                        f"{view.source} {subject}", f"spec.sessionAffinityConfig.clientIP.timeoutSeconds: {timeout}"
+                    ),
+                ),
+                fix=("Do not rely on the timeout for Windows backends.",),
+                subject=subject,
+            )

@@ -1,0 +1,437 @@
+"""Log analyzers: a table of known lines -> check ids, applied to kubelet, kube-proxy,
+flanneld, runtime and start-script logs, ``kubectl describe`` output and terminal transcripts.
+
+Contracts:
+
+- ``scan_text``, ``scan_lines`` and ``scan_file`` yield ``LogHit``s with 1-based line numbers,
+  in line order except for the held repeats and tail runs yielded at the end (below), and
+  never raise on odd text; ``scan_file`` raises ``OSError`` only when the
+  file cannot be read, and reads in fixed-size blocks, so memory does not grow with the file.
+- Each line is tested with cheap lower-case substring searches (``Pattern.needle``) over a
+  whole block before any regular expression runs on the few candidate lines; this keeps
+  analysis far above 50 MB/s on ordinary logs.
+- A pattern matches one line. Excerpts are the line as written, without the CR, ANSI colour
+  codes or surrounding blanks, cut to ``MAX_EXCERPT`` characters.
+- Repeats: per source and check, the first ``MAX_HITS_PER_CHECK`` hits are yielded as they
+  come; later ones are counted but only the last is kept, and yielded when the input ends (so
+  evidence shows both the first occurrences and the latest one).
+- "Ends in" patterns (``Pattern.tail``, e.g. flanneld stuck in ``Waiting for the Network to be
+  created``) are decided by the analyzer: at the end of the input it looks at the trailing run
+  of non-blank lines that match the pattern; when that run is at least ``TAIL_MIN_REPEATS``
+  lines long it yields two hits, the run's first and last line. A log that moved on after
+  the pattern yields nothing for it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePath, PureWindowsPath
+
+from diagnostics.snapshot import LogHit
+
+KINDS = ("kubelet", "kube-proxy", "flanneld", "runtime", "start-script", "describe", "transcript")
+MAX_EXCERPT = 1000
+MAX_HITS_PER_CHECK = 20
+TAIL_MIN_REPEATS = 2
+BLOCK_CHARS = 1 << 20  # text is analysed in blocks of about this many characters
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A known line. ``needle`` is a lower-case literal the line must contain; ``regex`` (optional)
+    must then also match the line; ``kinds`` limits it to some log kinds (None: every kind)."""
+
+    check: str
+    needle: str
+    regex: re.Pattern[str] | None = None
+    kinds: frozenset[str] | None = None
+    tail: bool = False
+
+
+def _re(text: str) -> re.Pattern[str]:
+    return re.compile(text, re.IGNORECASE)
+
+
+def _kinds(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+# Where each family of messages can appear (fewer needles per kind keeps the prefilter fast).
+_PROXY_SIDE = _kinds("kube-proxy", "start-script", "transcript")
+_PULL_SIDE = _kinds("kubelet", "runtime", "start-script", "transcript", "describe")
+_SCRIPT_SIDE = _kinds("start-script", "transcript")
+
+
+_NOT_NETWORK = _re(r"^(?!.*(?:network|cni|plugin type|subnet\.env|hns|ip address|does not match)).*$")
+
+PATTERNS: tuple[Pattern, ...] = (
+    # flannel
+    Pattern("flannel.subnet-env-missing", "loadflannelsubnetenv failed"),
+    Pattern(
+        "flannel.subnet-env-missing",
+        "subnet.env",
+        _re(r"subnet\.env\W+(?:.{0,40}\W)?(?:no such file|the system cannot find|not found|does not exist)"),
+    ),
+    Pattern(
+        "flannel.waiting-for-network",
+        "waiting for the network to be created",
+        kinds=frozenset({"flanneld", "start-script", "transcript"}),
+        tail=True,
+    ),
+    # HNS network
+    Pattern("hns.network-missing", "unable to find hns network", kinds=_PROXY_SIDE),
+    Pattern("hns.network-missing", "gethnsnewtorkbyname", _re(r"not found|cannot find")),
+    Pattern("hns.network-missing", "hnsnetwork", _re(r"hnsnetwork\w*\W.{0,80}not found")),
+    Pattern("hns.network-missing", "network adapter", _re(r"network adapter.{0,60}(?:not found|cannot be found)")),
+    Pattern("hns.network-missing", "environment variable kube_network not initialized", kinds=_PROXY_SIDE),
+    # pause / sandbox images
+    Pattern("pause.image-incompatible", "does not match the host operating system", _re(r"sandbox")),
+    Pattern("pause.image-incompatible", "0xc0370101", _re(r"sandbox")),
+    Pattern("pause.image-incompatible", "failed to create pod sandbox", _NOT_NETWORK),
+    Pattern("pause.image-incompatible", "failedcreatepodsandbox", _NOT_NETWORK),
+    Pattern("pause.image-incompatible", "no matching manifest", _re(r"pause")),
+    Pattern("pause.wincat-missing", "wincat not found"),
+    Pattern("pause.wincat-missing", "wincat.exe", _re(r"not found|cannot find|not recognized")),
+    # images
+    Pattern("image.os-version-mismatch", "does not match the host operating system"),
+    Pattern("image.os-version-mismatch", "0xc0370101"),
+    Pattern("image.os-version-mismatch", "image operating system", _re(r"cannot be used on this platform")),
+    # runtime
+    Pattern("runtime.version-unsupported", "unknown service runtime.v1.runtimeservice"),
+    Pattern("runtime.version-unsupported", "dockershim", _re(r"(?:removed|not supported|unknown flag)")),
+    # proxy / downloads behind a firewall
+    Pattern("node.proxy-env-missing", "tls handshake timeout", kinds=_PULL_SIDE),
+    Pattern("node.proxy-env-missing", "i/o timeout", _re(r"pull|fetch|download|registry|https?://"), kinds=_PULL_SIDE),
+    Pattern(
+        "node.proxy-env-missing", "failed to pull image", _re(r"timeout|timed out|deadline exceeded"), kinds=_PULL_SIDE
+    ),
+    Pattern(
+        "node.proxy-env-missing",
+        "invoke-webrequest",
+        _re(r"unable to connect|timed out|could not be resolved"),
+        kinds=_SCRIPT_SIDE,
+    ),
+    # HNS health
+    Pattern("node.hns-crash", "the remote procedure call failed", _re(r"hns|hcn|hcs")),
+    Pattern("node.hns-crash", "the rpc server is unavailable", _re(r"hns|hcn|hcs")),
+    Pattern("node.hns-crash", "host network service", _re(r"terminated unexpectedly|stopped|not running")),
+    Pattern("hns.lb-policy-missing", "policy creation failed", kinds=frozenset({"kube-proxy"})),
+    Pattern("hns.lb-policy-missing", "hcncreateloadbalancer failed", kinds=_PROXY_SIDE),
+    Pattern("hns.port-exhaustion", "lacked sufficient buffer space"),
+    Pattern("hns.port-exhaustion", "no more ports available"),
+    Pattern("hns.endpoint-state", "hcncreateendpoint failed"),
+    Pattern("hns.endpoint-state", "endpoint was not found", _re(r"hns|hcn")),
+    # DNS: a partially qualified name (one or two labels, no cluster domain) that does not resolve
+    Pattern(
+        "dns.pqdn-unsupported",
+        "non-existent domain",
+        _re(r"find\s+[a-z0-9-]+\.[a-z0-9-]+(?:\.svc)?\s*:\s*non-existent domain"),
+        kinds=frozenset({"transcript", "describe"}),
+    ),
+    Pattern(
+        "dns.pqdn-unsupported",
+        "dns name does not exist",
+        _re(r"\b[a-z0-9-]+\.[a-z0-9-]+(?:\.svc)?\s*:\s*dns name does not exist"),
+        kinds=frozenset({"transcript", "describe"}),
+    ),
+    # port-forward and the network limitations seen in transcripts
+    Pattern("pause.wincat-missing", "unable to do port forwarding", _re(r"wincat")),
+)
+
+
+def _patterns_for(kind: str | None) -> tuple[dict[str, tuple[Pattern, ...]], tuple[Pattern, ...]]:
+    """Group the patterns that apply to ``kind`` by needle; tail patterns apart."""
+    grouped: dict[str, list[Pattern]] = {}
+    tails: list[Pattern] = []
+    for pattern in PATTERNS:
+        if pattern.kinds is not None and kind is not None and kind not in pattern.kinds:
+            continue
+        if pattern.tail:
+            tails.append(pattern)
+        else:
+            grouped.setdefault(pattern.needle, []).append(pattern)
+    return {needle: tuple(ps) for needle, ps in grouped.items()}, tuple(tails)
+
+
+_CACHE: dict[str | None, tuple[dict[str, tuple[Pattern, ...]], tuple[Pattern, ...]]] = {}
+
+
+def _table(kind: str | None) -> tuple[dict[str, tuple[Pattern, ...]], tuple[Pattern, ...]]:
+    if kind not in _CACHE:
+        _CACHE[kind] = _patterns_for(kind)
+    return _CACHE[kind]
+
+
+def clean_line(line: str) -> str:
+    """A line as evidence: no CR/LF, no ANSI colour codes, no surrounding blanks, bounded length."""
+    text = _ANSI_RE.sub("", line.rstrip("\r\n")).strip()
+    return text if len(text) <= MAX_EXCERPT else text[: MAX_EXCERPT - 1] + "…"
+
+
+class _Scanner:
+    """State across the blocks of one input: line count, per-check caps, the trailing run of a tail pattern."""
+
+    def __init__(self, source: str, kind: str | None) -> None:
+        self.source = source
+        self.kind = kind
+        self.log_kind = kind or "log"
+        self.needles, self.tails = _table(kind)
+        self.lines_before = 0
+        self.emitted: dict[str, int] = {}
+        self.held: dict[str, LogHit] = {}
+        # For each tail pattern: (first line, first text, last line, last text, count) of the trailing run.
+        self.runs: dict[str, tuple[int, str, int, str, int] | None] = {p.check: None for p in self.tails}
+
+    def _emit(self, hit: LogHit) -> LogHit | None:
+        count = self.emitted.get(hit.check, 0)
+        self.emitted[hit.check] = count + 1
+        if count < MAX_HITS_PER_CHECK:
+            return hit
+        self.held[hit.check] = hit
+        return None
+
+    def block(self, block: str) -> list[LogHit]:
+        """Analyse one block of whole lines (the last one may lack its newline)."""
+        hits: list[LogHit] = []
+        low = block.lower()
+        if len(low) != len(block):  # a few characters change length when lower-cased: go line by line
+            low = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in block)
+        candidates: dict[int, list[Pattern]] = {}
+        for needle, patterns in self.needles.items():
+            pos = low.find(needle)
+            while pos >= 0:
+                start = low.rfind("\n", 0, pos) + 1
+                candidates.setdefault(start, []).extend(patterns)
+                end = low.find("\n", pos)
+                if end < 0:
+                    break
+                pos = low.find(needle, end)
+        line_no = self.lines_before + 1
+        counted_to = 0
+        for start in sorted(candidates):
+            line_no += block.count("\n", counted_to, start)
+            counted_to = start
+            end = block.find("\n", start)
+            raw = block[start:] if end < 0 else block[start:end]
+            text = clean_line(raw)
+            seen: set[str] = set()
+            for pattern in candidates[start]:
+                if pattern.check in seen or (pattern.regex is not None and not pattern.regex.search(text)):
+                    continue
+                seen.add(pattern.check)
+                hit = self._emit(LogHit(pattern.check, self.source, line_no, text, self.log_kind))
+                if hit is not None:
+                    hits.append(hit)
+        if self.tails:
+            self._track_tails(block, low)
+        self.lines_before += block.count("\n")
+        return hits
+
+    def _track_tails(self, block: str, low: str) -> None:
+        """Extend or reset the trailing run of each tail pattern with this block's last lines."""
+        for pattern in self.tails:
+            end = len(block)
+            run_first: tuple[int, str] | None = None
+            run_last: tuple[int, str] | None = None
+            count = 0
+            whole_block = True
+            while end > 0:
+                start = low.rfind("\n", 0, end - 1) + 1 if end > 1 else 0
+                line_end = end - 1 if block[end - 1 : end] == "\n" else end
+                segment = low[start:line_end]
+                if segment.strip():
+                    if pattern.needle not in segment:
+                        whole_block = False
+                        break
+                    run_first = (start, block[start:line_end])
+                    if run_last is None:
+                        run_last = (start, block[start:line_end])
+                    count += 1
+                end = start
+            previous = self.runs[pattern.check]
+            if run_first is None or run_last is None:
+                if not whole_block:
+                    self.runs[pattern.check] = None
+                continue
+            first_no = self.lines_before + block.count("\n", 0, run_first[0]) + 1
+            last_no = self.lines_before + block.count("\n", 0, run_last[0]) + 1
+            if whole_block and previous is not None:
+                self.runs[pattern.check] = (previous[0], previous[1], last_no, run_last[1], previous[4] + count)
+            else:
+                self.runs[pattern.check] = (first_no, run_first[1], last_no, run_last[1], count)
+
+    def finish(self) -> list[LogHit]:
+        hits = sorted(self.held.values(), key=lambda h: h.line)
+        for check, run in self.runs.items():
+            if run is not None and run[4] >= TAIL_MIN_REPEATS:
+                first_no, first_text, last_no, last_text, _count = run
+                hits.append(LogHit(check, self.source, first_no, clean_line(first_text), self.log_kind))
+                hits.append(LogHit(check, self.source, last_no, clean_line(last_text), self.log_kind))
+        return hits
+
+
+def _scan_blocks(blocks: Iterable[str], source: str, kind: str | None) -> Iterator[LogHit]:
+    scanner = _Scanner(source, kind)
+    for block in blocks:
+        if block:
+            yield from scanner.block(block)
+    yield from scanner.finish()
+
+
+def _text_blocks(text: str) -> Iterator[str]:
+    """Blocks of about ``BLOCK_CHARS`` characters that end at a line break."""
+    start = 0
+    size = len(text)
+    while start < size:
+        end = start + BLOCK_CHARS
+        if end >= size:
+            yield text[start:]
+            return
+        cut = text.rfind("\n", start, end)
+        if cut < 0:
+            cut = text.find("\n", end)
+            if cut < 0:
+                yield text[start:]
+                return
+        yield text[start : cut + 1]
+        start = cut + 1
+
+
+def scan_text(text: str, *, source: str, kind: str | None = None) -> Iterator[LogHit]:
+    """Analyse a whole text (a log tail, a pasted excerpt). ``kind`` None applies every pattern."""
+    return _scan_blocks(_text_blocks(text), source, kind)
+
+
+def scan_lines(lines: Iterable[str], *, source: str, kind: str | None = None) -> Iterator[LogHit]:
+    """Analyse lines (with or without their line ends), e.g. a file object or a tailer's output."""
+
+    def blocks() -> Iterator[str]:
+        buf: list[str] = []
+        size = 0
+        for line in lines:
+            line = line.rstrip("\r\n").replace("\n", " ")  # one input line stays one numbered line
+            buf.append(line)
+            size += len(line) + 1
+            if size >= BLOCK_CHARS:
+                yield "\n".join(buf) + "\n"
+                buf, size = [], 0
+        if buf:
+            yield "\n".join(buf) + "\n"
+
+    return _scan_blocks(blocks(), source, kind)
+
+
+def _decoder_for(head: bytes) -> tuple[codecs.IncrementalDecoder, int]:
+    """The decoder for a file from its first bytes, and how many BOM bytes to skip."""
+    if head.startswith(codecs.BOM_UTF8):
+        return codecs.getincrementaldecoder("utf-8")(errors="replace"), 3
+    if head.startswith(codecs.BOM_UTF16_LE):
+        return codecs.getincrementaldecoder("utf-16-le")(errors="replace"), 2
+    if head.startswith(codecs.BOM_UTF16_BE):
+        return codecs.getincrementaldecoder("utf-16-be")(errors="replace"), 2
+    sample = head[:4096]
+    if len(sample) >= 4:
+        odd_zero = sample[1::2].count(0)
+        even_zero = sample[0::2].count(0)
+        half = len(sample) // 2
+        if odd_zero > half * 0.6 and even_zero < half * 0.1:  # ASCII text as UTF-16 LE without a BOM
+            return codecs.getincrementaldecoder("utf-16-le")(errors="replace"), 0
+        if even_zero > half * 0.6 and odd_zero < half * 0.1:
+            return codecs.getincrementaldecoder("utf-16-be")(errors="replace"), 0
+    return codecs.getincrementaldecoder("utf-8")(errors="replace"), 0
+
+
+def iter_file_blocks(path: str | os.PathLike[str], *, chunk_bytes: int = BLOCK_CHARS) -> Iterator[str]:
+    """Decoded blocks of whole lines of a file (UTF-8 or UTF-16, with or without BOM), in constant memory."""
+    with open(path, "rb") as fh:
+        head = fh.read(chunk_bytes)
+        decoder, skip = _decoder_for(head)
+        carry = ""
+        data = head[skip:]
+        while True:
+            final = not data
+            text = carry + decoder.decode(data, final=final)
+            if final:
+                if text:
+                    yield text
+                return
+            cut = text.rfind("\n")
+            if cut < 0 and len(text) < 8 * chunk_bytes:
+                carry = text  # a very long line: keep reading until it ends (bounded)
+            else:
+                cut = cut if cut >= 0 else len(text) - 1
+                yield text[: cut + 1]
+                carry = text[cut + 1 :]
+            data = fh.read(chunk_bytes)
+
+
+def read_head(path: str | os.PathLike[str], limit: int = 8192) -> str:
+    """The first characters of a file, decoded as ``scan_file`` would."""
+    with open(path, "rb") as fh:
+        head = fh.read(limit)
+    decoder, skip = _decoder_for(head)
+    return decoder.decode(head[skip:], final=False)
+
+
+def scan_file(path: str | os.PathLike[str], *, kind: str | None = None) -> Iterator[LogHit]:
+    """Analyse a log file in fixed-size blocks; ``kind`` is detected from the name and first lines when None."""
+    source = os.fspath(path)
+    if kind is None:
+        kind = detect_kind(PurePath(source).name, read_head(path))
+    return _scan_blocks(iter_file_blocks(path), source, kind)
+
+
+_KLOG_RE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w./-]+:\d+\]", re.MULTILINE)
+
+
+def detect_kind(name: str, head: str) -> str | None:
+    """The log kind of a file from its name (any Windows or POSIX path) and its first lines; None if unknown.
+
+    Names win over content: ``start-kubelet.log`` is start-script output, ``kubelet.err.log``
+    a kubelet log. Content sniffing covers files gathered by hand under other names.
+    """
+    base = PureWindowsPath(name).name.lower()
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    if stem.startswith("start"):
+        return "start-script"
+    if "kube-proxy" in base or "kubeproxy" in base:
+        return "kube-proxy"
+    if "kubelet" in base:
+        return "kubelet"
+    if "flannel" in base:
+        return "flanneld"
+    if "containerd" in base or "docker" in base:
+        return "runtime"
+    if "describe" in base:
+        return "describe"
+    if stem.startswith(("transcript", "session")) or "transcript" in base:
+        return "transcript"
+    text = head[:8192]
+    low = text.lower()
+    if re.search(r"^Name:\s", text, re.MULTILINE) and re.search(r"^Events:", text, re.MULTILINE):
+        return "describe"
+    if (
+        re.search(r"^PS [A-Za-z]:\\[^>]*>", text, re.MULTILINE)
+        or "**********************\nwindows powershell transcript" in low
+    ):
+        return "transcript"
+    if re.search(r'^time="[^"]+" level=\w+ msg=', text, re.MULTILINE):
+        return "runtime"
+    klog = _KLOG_RE.search(text) is not None
+    if klog and any(k in low for k in ("proxier", "winkernel", "server_others", "proxy/")):
+        return "kube-proxy"
+    if "waiting for the network to be created" in low or (
+        klog and any(k in low for k in ("subnet manager", "found network config - backend type"))
+    ):
+        return "flanneld"
+    if klog and any(k in low for k in ("kubelet", "kuberuntime", "cni.go", "kubelet_node_status")):
+        return "kubelet"
+    if klog and any(k in low for k in ("subnet.env", "vxlan", "host-gw", "flannel")):
+        return "flanneld"
+    return None

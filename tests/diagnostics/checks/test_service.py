@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+from diagnostics.facts import OsInfo
+from diagnostics.snapshot import Fact
+from tests.diagnostics.builders import fixture_json, make_snapshot
+from tests.diagnostics.checks.outcomes import failures
+
+CHECK = "service.session-affinity-timeout"
+
+
+def view_with_affinity(timeout: int):
+    svc = copy.deepcopy(fixture_json("checks/healthy/service.json"))
+    svc["spec"]["sessionAffinity"] = "ClientIP"
+    svc["spec"]["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": timeout}}
+    return replace(make_snapshot().cluster_view, services=(svc,))
+
+
+class TestSessionAffinityTimeout:
+    def test_it_reports_a_timeout_windows_ignores(self) -> None:
+        [finding] = failures(make_snapshot(cluster_view=view_with_affinity(600)), CHECK)
+
+        assert finding.subject == "Service/default/iis-web"
+        assert finding.evidence[0].excerpt == "spec.sessionAffinityConfig.clientIP.timeoutSeconds: 600"
+
+    def test_it_reports_client_ip_affinity_on_a_build_without_it(self) -> None:
+        snap = make_snapshot(cluster_view=view_with_affinity(10800), os=Fact(OsInfo(17763, 6293), "probe:os.info"))
+
+        [finding] = failures(snap, CHECK)
+
+        assert "build 19551" in finding.summary
+
+    def test_it_accepts_the_default_timeout(self) -> None:
+        assert failures(make_snapshot(cluster_view=view_with_affinity(10800)), CHECK) == []
+
+    def test_it_stays_quiet_on_a_healthy_node(self) -> None:
+        assert failures(make_snapshot(), CHECK) == []
