@@ -11,6 +11,7 @@ import importlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from diagnostics.model import DOCS_BASE, Evidence, Fail, Finding, Severity, Status, Unknown
 from diagnostics.snapshot import NodeSnapshot
@@ -57,30 +58,33 @@ def all_checks() -> dict[str, CheckSpec]:
     return REGISTRY
 
 
-def _finding(spec: CheckSpec, snap: NodeSnapshot, outcome: Fail | Unknown) -> Finding:
-    if isinstance(outcome, Unknown):
-        return Finding(
-            check=spec.id,
-            severity=spec.severity,
-            status=Status.UNKNOWN,
-            node=snap.node,
-            cluster=snap.cluster,
-            title=spec.title,
-            summary="Not enough data to decide; needs: " + ", ".join(outcome.needs),
-            docs=spec.docs,
-            subject=outcome.subject,
-        )
+def _stamp(spec: CheckSpec, snap: NodeSnapshot, status: Status, summary: str, **fields: Any) -> Finding:
+    """A finding of ``spec`` on ``snap``'s node."""
+    fields.setdefault("title", spec.title)
     return Finding(
         check=spec.id,
         severity=spec.severity,
-        status=Status.FAIL,
+        status=status,
         node=snap.node,
         cluster=snap.cluster,
+        summary=summary,
+        docs=spec.docs,
+        **fields,
+    )
+
+
+def _finding(spec: CheckSpec, snap: NodeSnapshot, outcome: Fail | Unknown) -> Finding:
+    if isinstance(outcome, Unknown):
+        summary = "Not enough data to decide; needs: " + ", ".join(outcome.needs)
+        return _stamp(spec, snap, Status.UNKNOWN, summary, subject=outcome.subject)
+    return _stamp(
+        spec,
+        snap,
+        Status.FAIL,
+        outcome.summary,
         title=outcome.title or spec.title,
-        summary=outcome.summary,
         evidence=outcome.evidence,
         fix=outcome.fix,
-        docs=spec.docs,
         subject=outcome.subject,
     )
 
@@ -99,17 +103,8 @@ def run_iter(snap: NodeSnapshot, only: Iterable[str] | None = None) -> Iterator[
             outcomes = list(spec.func(snap))
         except Exception as exc:  # a bug in one check must not stop the run
             log.exception("check %s failed on node %s", spec.id, snap.node)
-            yield Finding(
-                check=spec.id,
-                severity=spec.severity,
-                status=Status.UNKNOWN,
-                node=snap.node,
-                cluster=snap.cluster,
-                title=spec.title,
-                summary=f"The check itself failed: {type(exc).__name__}: {exc}",
-                evidence=(Evidence("diagnostics", repr(exc)),),
-                docs=spec.docs,
-            )
+            summary = f"The check itself failed: {type(exc).__name__}: {exc}"
+            yield _stamp(spec, snap, Status.UNKNOWN, summary, evidence=(Evidence("diagnostics", repr(exc)),))
             continue
         for outcome in outcomes:
             yield _finding(spec, snap, outcome)
