@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from dashboard.embedded import Supervisor, free_port, wait_for_http, web_command, worker_command  # noqa: E402
 
 ROW_RE = re.compile(r'id="node-row-(\d+)" data-report="(\d+)"')
-REPORT_RE = re.compile(r'data-report="(\d+)"')
+DIAGNOSED_RE = re.compile(r'data-diagnosed="(\d+)"')
 WATCHED = "bench-watched"
 SUBNET_ENV = "FLANNEL_NETWORK=10.244.0.0/16\r\nFLANNEL_SUBNET=10.244.3.1/24\r\nFLANNEL_MTU=1450\r\n"
 
@@ -142,7 +142,7 @@ class Watcher:
         if page == "fleet":
             ids = [int(r) for n, r in ROW_RE.findall(frame) if int(n) == node_pk]
         else:
-            ids = [int(r) for r in REPORT_RE.findall(frame)]
+            ids = [int(r) for r in DIAGNOSED_RE.findall(frame)]
         if ids:
             newest = max(ids)
             self.first_seen.setdefault(newest, now)

@@ -143,6 +143,21 @@ class NodeConsumer(LiveConsumer):
         html = await database_sync_to_async(self._render_progress)(event["run_id"], event.get("finding"))
         await self.send(text_data=html)
 
+    async def node_bundle_progress(self, event: dict[str, Any]) -> None:
+        """A bundle of this node progressed: operators (the only ones shown bundles) get its status."""
+        if self.gap(event):
+            await self.send_state()
+            return
+        if self.operator:
+            html = await database_sync_to_async(self._render_bundle)(event["bundle_id"])
+            await self.send(text_data=html)
+
+    def _render_bundle(self, bundle_id: int) -> str:
+        from dashboard.models import Bundle
+
+        context = {"bundle": Bundle.objects.filter(pk=bundle_id).first(), "oob": True}
+        return render_to_string("dashboard/node.html#bundle-status", context)
+
     # Visitors of one node in one process share the rendering of each change.
     _cache: dict[tuple[int, int, bool], str] = {}
 

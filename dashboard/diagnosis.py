@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from dashboard import live
+from dashboard.cluster.snapshot import api_base_snapshot
+from dashboard.lifecycle import DASHBOARD_CHECKS, prepare_opened, record_transitions
 from dashboard.models import HEALTH_OK, HEALTH_RANK, DiagnosisRun, Finding, LogTail, Node, Report
 from diagnostics.model import Finding as EngineFinding
 from diagnostics.model import Severity, Status, sort_findings
@@ -55,21 +58,24 @@ def update_log_tails(node: Node, report: NodeReport) -> dict[str, tuple[str, str
     return {kind: (t.path, t.text) for kind, t in tails.items()}
 
 
-def snapshot_for(report: Report) -> NodeSnapshot:
+def snapshot_for(report: Report, *, base: NodeSnapshot | None = None) -> NodeSnapshot:
     """The snapshot of ``report`` with the node's rolling log tails (tails must be current)."""
     parsed = parse_report(report.document())
     texts = {t.kind: (t.path, t.text) for t in report.node.log_tails.all()}
-    return snapshot_from_report(parsed, log_texts=texts)
+    return snapshot_from_report(parsed, log_texts=texts, base=base)
 
 
 def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str] | None = None) -> Changes:
     """Open, update and resolve the node's stored findings to match a run's results.
 
     Only findings of checks in ``checks_run`` (all when None) are resolved when
-    absent. A constant number of queries whatever the number of findings.
+    absent; dashboard-side checks (``lifecycle.DASHBOARD_CHECKS``) only when named.
+    Transitions are recorded as events and queued for notification (``lifecycle``).
+    A constant number of queries whatever the number of findings.
     """
     now = timezone.now()
     changes = Changes()
+    rewritten: list[Finding] = []  # still failing, with new content: a full update
     current = {(f.check_id, f.subject): f for f in node.findings.filter(resolved_at__isnull=True)}
     seen: set[tuple[str, str]] = set()
     for found in findings:
@@ -90,24 +96,35 @@ def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str
         if row is None:
             changes.opened.append(Finding(node=node, check_id=found.check, subject=found.subject[:400], **values))
         else:
-            for name, value in values.items():
-                setattr(row, name, value)
+            if any(getattr(row, name) != value for name, value in values.items()):
+                for name, value in values.items():
+                    setattr(row, name, value)
+                rewritten.append(row)
             row.last_seen = now
             row.seen_count += 1
             changes.updated.append(row)
     for key, row in current.items():
         if key in seen:
             continue
-        if checks_run is None or row.check_id in checks_run:
+        ran = row.check_id in checks_run if checks_run is not None else row.check_id not in DASHBOARD_CHECKS
+        if ran:
             row.resolved_at = now
             changes.resolved.append(row)
         else:
             changes.still_open.append(row)
+    prepare_opened(node, changes.opened, now)
     Finding.objects.bulk_create(changes.opened)
-    Finding.objects.bulk_update(
-        changes.updated + changes.resolved,
-        ["severity", "status", "title", "summary", "evidence", "fix", "docs", "last_seen", "seen_count", "resolved_at"],
-    )
+    # Most runs find what the last one found: one UPDATE marks those as seen again,
+    # and only findings whose content changed pay for a per-row bulk update.
+    if changes.updated:
+        Finding.objects.filter(pk__in=[r.pk for r in changes.updated]).update(
+            last_seen=now, seen_count=F("seen_count") + 1
+        )
+    if rewritten:
+        Finding.objects.bulk_update(rewritten, ["severity", "status", "title", "summary", "evidence", "fix", "docs"])
+    if changes.resolved:
+        Finding.objects.filter(pk__in=[r.pk for r in changes.resolved]).update(resolved_at=now)
+    record_transitions(node, changes.opened, changes.resolved, now)
     return changes
 
 
@@ -161,10 +178,11 @@ def diagnose_report(report_id: int) -> bool:
         return False
     parsed = parse_report(report.document())
     with transaction.atomic():
-        node = Node.objects.select_related("cluster").get(pk=node.pk)
+        # Locked: a scheduled run or the cluster watcher may reconcile this node at the same moment.
+        node = Node.objects.select_for_update(of=("self",)).select_related("cluster").get(pk=node.pk)
         # 2. Context: the rolling log tails, then the snapshot.
         texts = update_log_tails(node, parsed)
-        snap = snapshot_from_report(parsed, log_texts=texts)
+        snap = snapshot_from_report(parsed, log_texts=texts, base=api_base_snapshot(node))
         # 3. Checks, then the stored findings and the node's summary.
         changes = reconcile(node, run_iter(snap))
         refresh_summary(node, changes.open)
@@ -197,7 +215,7 @@ def run_now(run_id: int) -> None:
         run.save()
         live.run_progress(node.pk, node.group, run.pk)
         return
-    snap = snapshot_for(report)
+    snap = snapshot_for(report, base=api_base_snapshot(node))
     findings = list(_stream(run, snap))
     with transaction.atomic():
         changes = reconcile(node, findings)

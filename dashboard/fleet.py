@@ -11,9 +11,10 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q, QuerySet, Sum
 
+from dashboard.cluster.pages import source_states
+from dashboard.lifecycle import known_check_ids
 from dashboard.models import HEALTH_CHOICES, Cluster, Node
 from diagnostics.model import Severity
-from diagnostics.registry import all_checks
 
 
 @dataclass(frozen=True)
@@ -83,5 +84,6 @@ def fleet_context(query: FleetQuery) -> dict[str, Any]:
         "clusters": list(Cluster.objects.values_list("name", flat=True)),
         "severities": Severity.ordered(),
         "health_labels": dict(HEALTH_CHOICES),
-        "checks": sorted(all_checks()),
+        "checks": known_check_ids(),  # the engine's checks and the dashboard's own (node.agent-stale)
+        "sources": source_states(),
     }

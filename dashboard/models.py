@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import secrets
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -156,8 +157,9 @@ class Report(models.Model):
         return f"report {self.pk} of {self.node}"
 
     @staticmethod
-    def pack(document: dict[str, Any]) -> bytes:
-        return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), compresslevel=1)
+    def pack(data: bytes) -> bytes:
+        """The stored form of a report's JSON text."""
+        return gzip.compress(data, compresslevel=1)
 
     def document(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(gzip.decompress(bytes(self.payload)))
@@ -197,6 +199,16 @@ class Finding(models.Model):
     last_seen = models.DateTimeField(default=timezone.now)
     seen_count = models.PositiveIntegerField(default=1)
     resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Lifecycle (dashboard.lifecycle): an operator acknowledges an open finding with a note,
+    # or silences its notifications until a time; a finding that comes back is a new row.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ack_note = models.TextField(blank=True, default="")
+    silenced_until = models.DateTimeField(null=True, blank=True)
+    silence_note = models.TextField(blank=True, default="")
+    occurrence = models.PositiveIntegerField(default=1)  # 2 and more: it came back after being resolved
 
     class Meta:
         ordering = ["-first_seen"]
@@ -218,6 +230,14 @@ class Finding(models.Model):
     @property
     def sev(self) -> Severity:
         return Severity.parse(self.severity)
+
+    def silenced_at(self, when: datetime) -> bool:
+        return self.silenced_until is not None and self.silenced_until > when
+
+    @property
+    def silenced(self) -> bool:
+        """Notifications about this finding are held back until ``silenced_until``."""
+        return self.silenced_at(timezone.now())
 
     @property
     def stat(self) -> Status:
@@ -292,3 +312,45 @@ def enroll(cluster_name: str, node_name: str, *, label: str = "", user: Any = No
 
 # The cluster source's records live in their own package; importing them here registers them with the app.
 from dashboard.cluster.models import ApiObject, SourceState, WorkloadFinding  # noqa: E402, F401
+
+# Schedules, finding history and notifications, likewise.
+from dashboard.monitoring import Delivery, FindingEvent, NotificationChannel, Schedule, ScheduleRun  # noqa: E402, F401
+
+
+class Bundle(models.Model):
+    """A diagnostic bundle export: one node or a selection, built by a Celery task into ``WND_BUNDLE_DIR``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STATES = [(PENDING, "Waiting"), (RUNNING, "Building"), (DONE, "Ready"), (FAILED, "Failed")]
+    FORMATS = [("tar.gz", ".tar.gz"), ("zip", ".zip")]
+
+    nodes = models.ManyToManyField(Node, related_name="bundles")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=STATES, default=PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    fmt = models.CharField(max_length=8, choices=FORMATS, default="tar.gz")
+    redact = models.BooleanField(default=True)  # secrets
+    redact_ips = models.BooleanField(default=False)  # IP and MAC addresses, mapped consistently
+    redact_hosts = models.BooleanField(default=False)
+    file_name = models.CharField(max_length=255, blank=True, default="")  # inside WND_BUNDLE_DIR
+    size_bytes = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    redactions = models.JSONField(default=dict, blank=True)  # rule -> count, never values
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"bundle {self.pk} ({self.get_state_display()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.DONE, self.FAILED)
+
+    def get_absolute_url(self) -> str:
+        return reverse("bundle", args=[self.pk])

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from dashboard import agents
+from dashboard import agents, lifecycle
+from dashboard.cluster.pages import node_pods
 from dashboard.models import DiagnosisRun, Finding, Node, Report
 from dashboard.roles import is_operator
 from diagnostics.model import Severity
@@ -15,7 +16,7 @@ SEVERITY_RANK = {s.slug: s.rank for s in Severity}
 
 
 def open_findings(node: Node) -> list[Finding]:
-    rows = list(node.findings.filter(resolved_at__isnull=True))
+    rows = list(node.findings.filter(resolved_at__isnull=True).select_related("acknowledged_by"))
     return sorted(rows, key=lambda f: (-SEVERITY_RANK.get(f.severity, 0), f.status != "fail", f.check_id, f.subject))
 
 
@@ -61,6 +62,8 @@ def node_context(node: Node, user: Any) -> dict[str, Any]:
         "requests": agents.history(node.pk),
         "node": node,
         "findings": open_findings(node),
+        "timeline": lifecycle.timeline(node),
+        "pods": node_pods(node),
         "reports": recent,
         "facts": _facts_of_report(recent[0].pk) if recent else [],
         "run": DiagnosisRun.objects.filter(node=node, trigger=DiagnosisRun.TRIGGER_MANUAL).first(),

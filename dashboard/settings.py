@@ -5,6 +5,7 @@ Every variable is documented in ``.env.example``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -86,7 +87,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory: integration tests share the test database with a real
     # web server and a real Celery worker running in other processes.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # One file per test process, so that test runs side by side never share one.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -141,6 +143,44 @@ WND_MAX_REPORT_INFLATED_BYTES = env_int("WND_MAX_REPORT_INFLATED_BYTES", 20 * 10
 WND_LOG_TAIL_BYTES = env_int("WND_LOG_TAIL_BYTES", 128 * 1024, minimum=1024)
 WND_FLEET_PAGE_SIZE = env_int("WND_FLEET_PAGE_SIZE", 25, minimum=5)
 WND_REPORTS_KEPT_PER_NODE = env_int("WND_REPORTS_KEPT_PER_NODE", 50, minimum=1)
+# The cluster source (manage.py watch_cluster): which clusters, and the kubeconfig they are read with.
+WND_CLUSTERS = env_str("WND_CLUSTERS", "")
+WND_CLUSTERS_FILE = env_str("WND_CLUSTERS_FILE", "")
+WND_KUBECONFIG = env_str("WND_KUBECONFIG", "")
+WND_WORKLOADS_PAGE_SIZE = env_int("WND_WORKLOADS_PAGE_SIZE", 50, minimum=5)
+# Diagnostic bundles: where exports are written, and where "Open a GitHub issue" points.
+WND_BUNDLE_DIR = Path(env_str("WND_BUNDLE_DIR", "") or VAR_DIR / "bundles")
+WND_ISSUE_REPOSITORY = env_str("WND_ISSUE_REPOSITORY", "kubernetes/kubernetes")
+WND_ISSUE_TEMPLATE = env_str("WND_ISSUE_TEMPLATE", "bug-report.yaml")
+# The Diagnose page: largest bundle an upload may carry (bytes); it is analyzed, then deleted.
+WND_MAX_UPLOAD_BYTES = env_int("WND_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimum=1024)
+
+# Scheduled checks (dashboard.schedules): how long a run waits for the agents' fresh reports,
+# and after how long without a heartbeat a run is taken for dead and its schedule released.
+WND_SCHEDULE_COLLECT_WAIT = env_int("WND_SCHEDULE_COLLECT_WAIT", 20, minimum=0)
+WND_SCHEDULE_RUN_LEASE = env_int("WND_SCHEDULE_RUN_LEASE", 300, minimum=30)
+# A node whose agent has not reported for this long gets a node.agent-stale finding (seconds).
+WND_AGENT_STALE_AFTER = env_int("WND_AGENT_STALE_AFTER", 600, minimum=30)
+
+# Notifications (dashboard.notify): links in messages point at WND_PUBLIC_URL.
+WND_PUBLIC_URL = env_str("WND_PUBLIC_URL", "http://localhost:8000")
+WND_NOTIFY_TIMEOUT = env_int("WND_NOTIFY_TIMEOUT", 10, minimum=1)
+WND_NOTIFY_MAX_ATTEMPTS = env_int("WND_NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "windows-node-doctor@localhost")
+# Without a mail server, email notifications are written to the worker's log.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+
+# /metrics (Prometheus) answers a request with "Authorization: Bearer <WND_METRICS_TOKEN>",
+# or a signed-in user; with no token set, only signed-in users.
+WND_METRICS_TOKEN = env_secret("WND_METRICS_TOKEN", "")
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)

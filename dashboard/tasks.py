@@ -1,10 +1,10 @@
-"""Celery tasks: thin wrappers around the plain functions of ``diagnosis``."""
+"""Celery tasks: thin wrappers around plain, idempotent functions tested on their own."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard import diagnosis
+from dashboard import bundles, diagnosis, housekeeping, notify, schedules
 
 
 @shared_task(name="dashboard.diagnose_report")
@@ -15,3 +15,23 @@ def diagnose_report(report_id: int) -> bool:
 @shared_task(name="dashboard.run_now")
 def run_now(run_id: int) -> None:
     diagnosis.run_now(run_id)
+
+
+@shared_task(name="dashboard.run_schedule")
+def run_schedule(schedule_id: int, trigger: str = "beat") -> None:
+    schedules.run_schedule(schedule_id, trigger=trigger)
+
+
+@shared_task(name="dashboard.deliver_notifications")
+def deliver_notifications(delivery_ids: list[int]) -> None:
+    notify.deliver_many(delivery_ids)
+
+
+@shared_task(name="dashboard.maintenance")
+def maintenance() -> None:
+    housekeeping.run()
+
+
+@shared_task(name="dashboard.build_bundle")
+def build_bundle(bundle_id: int) -> bool:
+    return bundles.build(bundle_id)

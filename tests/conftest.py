@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import atexit
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 if "REDIS_URL" not in os.environ:
+    from django.conf import settings
+
+    from dashboard.celery import app as celery_app
     from dashboard.embedded import Supervisor, free_port
 
     _redis = Supervisor()
-    os.environ["REDIS_URL"] = _redis.start_redis(free_port(), __import__("pathlib").Path("/tmp/wnd-test-redis"))
+    _url = _redis.start_redis(free_port(), Path(tempfile.mkdtemp(prefix="wnd-test-redis-")))
     atexit.register(_redis.stop)
+    # Settings were read before this file (pytest-django sets Django up first);
+    # everything that uses Redis reads these values lazily, so point them here.
+    os.environ["REDIS_URL"] = _url
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = _url
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [_url]
+    celery_app.conf.broker_url = _url
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
 

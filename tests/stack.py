@@ -1,5 +1,6 @@
-"""A real stack for integration and browser tests: uvicorn serving the ASGI app and a
-Celery worker, both on the test database and the test Redis, as separate processes.
+"""A real stack for integration and browser tests: uvicorn serving the ASGI app, a
+Celery worker and (optionally) Celery beat, on the test database and the test Redis,
+as separate processes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection
 
-from dashboard.embedded import Supervisor, free_port, wait_for_http, web_command, worker_command
+from dashboard.embedded import Supervisor, free_port, python, wait_for_http, web_command, worker_command
 
 
 @dataclass
@@ -32,20 +33,32 @@ class Stack:
         wait_for_http(f"{self.url}/healthz")
 
 
+def beat_command() -> list[str]:
+    """Celery beat with the database scheduler, checking for due entries every second."""
+    return [python(), "-m", "celery", "-A", "dashboard", "beat", "--loglevel", "WARNING", "--max-interval", "1",
+            "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]  # fmt: skip
+
+
 @contextmanager
-def running_stack(*, worker: bool = True) -> Iterator[Stack]:
-    """Start the web server (and a worker) on the current test database; stop them after."""
+def running_stack(*, worker: bool = True, beat: bool = False, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """Start the web server (and a worker, and beat) on the current test database; stop them after.
+
+    ``env`` adds settings for every process (e.g. ``WND_SCHEDULE_COLLECT_WAIT``).
+    """
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
         "WND_LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
     port = free_port()
     stack = Stack(url=f"http://127.0.0.1:{port}", port=port, env=env)
     try:
         if worker:
             stack.supervisor.start("worker", worker_command(concurrency=1), env=env)
+        if beat:
+            stack.supervisor.start("beat", beat_command(), env=env)
         stack.start_web()
         yield stack
     finally:

@@ -72,6 +72,9 @@ class SourceState(models.Model):
     state = models.CharField(max_length=16, choices=STATES, default=CONNECTING)
     message = models.TextField(blank=True, default="")
     server_version = models.CharField(max_length=64, blank=True, default="")
+    # Not in the API: from the cluster's configuration, for checks that compute exception lists.
+    cluster_cidr = models.CharField(max_length=100, blank=True, default="")
+    service_cidr = models.CharField(max_length=100, blank=True, default="")
     last_sync_at = models.DateTimeField(null=True, blank=True)  # last complete list of every kind
     last_event_at = models.DateTimeField(null=True, blank=True)
     error_since = models.DateTimeField(null=True, blank=True)

@@ -25,6 +25,15 @@
     }
   });
 
+  // htmx does not swap error responses; a form marked data-swap-errors shows its 400 page (the message) in place.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var form = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("[data-swap-errors]");
+    if (form && event.detail.xhr.status === 400) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   function status(text, live) {
     var el = document.getElementById("live-status");
     if (!el) return;

@@ -77,6 +77,12 @@ class Command(BaseCommand):
         supervisor.start("web", web_command(port), env=env)
         beat_schedule = Path(settings.VAR_DIR) / "celerybeat-schedule"
         supervisor.start("worker", worker_command(concurrency=2, beat_schedule=beat_schedule), env=env)
+        # The simulated fleet's clusters, behind the same seam as a real API server.
+        supervisor.start(
+            "watcher",
+            [python(), str(Path(settings.BASE_DIR) / "manage.py"), "watch_cluster", "--simulated", "--tick", "20"],
+            env=env,
+        )
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
         return env
 

@@ -1,0 +1,221 @@
+"""Diagnosis when the API side changes: nodes (with or without an agent) and workloads.
+
+Plain, idempotent functions: the watcher calls them for what a change affects,
+and tests and the bench call them directly. The storing of findings is
+``diagnosis.reconcile`` / ``refresh_summary``, shared with report diagnosis.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from functools import cache
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from dashboard import live
+from dashboard.cluster.models import ApiObject, WorkloadFinding
+from dashboard.cluster.snapshot import ClusterContext, api_base_snapshot, api_source
+from dashboard.diagnosis import reconcile, refresh_summary, snapshot_for
+from dashboard.models import Cluster, Node
+from diagnostics.model import Finding as EngineFinding
+from diagnostics.model import Status
+from diagnostics.registry import all_checks, run_iter
+from diagnostics.report import ReportError
+from diagnostics.snapshot import Fact, NodeSnapshot
+
+log = logging.getLogger(__name__)
+
+# Checks that compare a node with the rest of the cluster: re-run on every Windows node
+# when services, endpoint slices or another node's versions change.
+CLUSTER_WIDE_CHECKS = ("hns.stale-remote-endpoints", "hns.lb-policy-missing", "node.version-skew", "node.config-drift")
+
+
+@cache
+def workload_checks() -> tuple[str, ...]:
+    """Ids of the checks that judge one pod or controller on its own."""
+    return tuple(sorted(c for c in all_checks() if c.startswith("workload.") or c == "dns.clusterfirstwithhostnet"))
+
+
+def node_snapshot(node: Node, context: ClusterContext) -> NodeSnapshot | None:
+    """The node's snapshot: its latest report merged with the API facts, or the API facts alone."""
+    base = api_base_snapshot(node, context)
+    report = node.reports.order_by("-id").first() if node.has_agent else None
+    if report is None:
+        return base
+    try:
+        return snapshot_for(report, base=base)
+    except (ReportError, ValueError):
+        log.warning("report %s of %s cannot be read; using the API facts only", report.pk, node)
+        return base
+
+
+def diagnose_nodes(cluster: Cluster, names: Iterable[str], *, only: Iterable[str] | None = None) -> int:
+    """Re-run the checks (all, or the ids in ``only``) on these nodes of ``cluster``; return how many ran.
+
+    A node without an agent keeps only failures: "unknown" for lack of agent
+    data would be noise on every such node. Its page says it has no agent.
+    """
+    wanted = tuple(only) if only is not None else None
+    context = ClusterContext.load(cluster.pk, cluster.name)
+    done = 0
+    for node in Node.objects.select_related("cluster").filter(cluster=cluster, name__in=list(names)):
+        snap = node_snapshot(node, context)
+        if snap is None:
+            continue
+        findings = list(run_iter(snap, wanted))
+        if not node.has_agent:
+            findings = [f for f in findings if f.status is Status.FAIL]
+        for attempt in (1, 2):
+            try:
+                changed = _store(node.pk, findings, set(wanted) if wanted is not None else None)
+                break
+            except IntegrityError:  # a report's diagnosis stored the same finding at the same moment
+                if attempt == 2:
+                    raise
+        done += 1
+        if changed is not None:
+            _tell(changed)
+    return done
+
+
+def _tell(node: Node) -> None:
+    """Publish a node's change; a channel layer that is down loses live updates, not the diagnosis."""
+    try:
+        live.node_changed(node.pk, node.group, findings_changed=True)
+    except Exception:
+        log.warning("could not publish the change of %s", node, exc_info=True)
+
+
+def _store(node_id: int, findings: list[EngineFinding], checks_run: set[str] | None) -> Node | None:
+    """Reconcile under a lock on the node's row; return the node when its findings changed."""
+    with transaction.atomic():
+        node = Node.objects.select_for_update().select_related("cluster").get(pk=node_id)
+        changes = reconcile(node, findings, checks_run)
+        refresh_summary(node, changes.open)
+        if not changes.any and not changes.updated:
+            node.save(
+                update_fields=[
+                    "health",
+                    "health_rank",
+                    "critical_count",
+                    "warning_count",
+                    "info_count",
+                    "unknown_count",
+                    "open_checks",
+                ]
+            )
+            return None
+        node.version += 1
+        node.save()
+        return node if changes.any else None
+
+
+def check_workloads(cluster: Cluster, pods: Iterable[tuple[str, str]]) -> int:
+    """Run the workload checks on these pods (namespace, name) and replace their stored findings.
+
+    A pod that is no longer stored loses its findings. Returns the number of findings now open.
+    """
+    keys = list(pods)
+    if not keys:
+        return 0
+    checks = workload_checks()
+    source = api_source(cluster.name)
+    now = timezone.now()
+    rows: list[WorkloadFinding] = []
+    stored = {
+        (ns, name): (node_name, data)
+        for ns, name, node_name, data in ApiObject.objects.filter(
+            cluster=cluster, kind="Pod", namespace__in={k[0] for k in keys}, name__in={k[1] for k in keys}
+        ).values_list("namespace", "name", "node_name", "data")
+    }
+    windows_nodes = set(
+        ApiObject.objects.filter(cluster=cluster, kind="Node", windows=True).values_list("name", flat=True)
+    )
+    for key in keys:
+        if key not in stored:
+            continue
+        node_name, data = stored[key]
+        bound = node_name in windows_nodes
+        snap = NodeSnapshot(
+            node=node_name or "",
+            cluster=cluster.name,
+            pods=Fact((data,), source) if bound else Fact((), source),
+            workloads=() if bound else (data,),
+        )
+        for finding in run_iter(snap, checks):
+            if finding.status is not Status.FAIL:
+                continue
+            rows.append(
+                WorkloadFinding(
+                    cluster=cluster,
+                    kind="Pod",
+                    namespace=key[0],
+                    name=key[1],
+                    node_name=node_name,
+                    check_id=finding.check,
+                    subject=finding.subject[:400],
+                    severity=finding.severity.slug,
+                    status=finding.status.slug,
+                    title=finding.title[:300],
+                    summary=finding.summary,
+                    evidence=[e.to_dict() for e in finding.evidence],
+                    fix=list(finding.fix),
+                    docs=finding.docs,
+                    first_seen=now,
+                    last_seen=now,
+                )
+            )
+    with transaction.atomic():
+        first_seen = _first_seen(cluster, keys)
+        for row in rows:
+            row.first_seen = first_seen.get((row.namespace, row.name, row.check_id, row.subject), now)
+        _delete_for(cluster, keys)
+        WorkloadFinding.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+    return len(rows)
+
+
+def _pod_filter(cluster: Cluster, keys: list[tuple[str, str]]) -> QuerySet[WorkloadFinding]:
+    """A superset of the keys' findings (namespace in ..., name in ...); callers keep the exact pairs."""
+    return WorkloadFinding.objects.filter(
+        cluster=cluster, kind="Pod", namespace__in={k[0] for k in keys}, name__in={k[1] for k in keys}
+    )
+
+
+def _first_seen(cluster: Cluster, keys: list[tuple[str, str]]) -> dict[tuple[str, str, str, str], datetime]:
+    wanted = set(keys)
+    return {
+        (ns, name, check_id, subject): seen
+        for ns, name, check_id, subject, seen in _pod_filter(cluster, keys).values_list(
+            "namespace", "name", "check_id", "subject", "first_seen"
+        )
+        if (ns, name) in wanted
+    }
+
+
+def _delete_for(cluster: Cluster, keys: list[tuple[str, str]]) -> None:
+    wanted = set(keys)
+    rows = _pod_filter(cluster, keys).values_list("pk", "namespace", "name")
+    ids = [pk for pk, ns, name in rows if (ns, name) in wanted]
+    for start in range(0, len(ids), 500):
+        WorkloadFinding.objects.filter(pk__in=ids[start : start + 500]).delete()
+
+
+def check_all_workloads(cluster: Cluster) -> int:
+    """Every stored pod of the cluster (after a full list); findings of pods no longer stored are dropped."""
+    keys = list(ApiObject.objects.filter(cluster=cluster, kind="Pod").values_list("namespace", "name"))
+    total = 0
+    for start in range(0, len(keys), 500):
+        total += check_workloads(cluster, keys[start : start + 500])
+    stored = set(keys)
+    orphans = [
+        pk
+        for pk, ns, name in WorkloadFinding.objects.filter(cluster=cluster).values_list("pk", "namespace", "name")
+        if (ns, name) not in stored
+    ]
+    for start in range(0, len(orphans), 500):
+        WorkloadFinding.objects.filter(pk__in=orphans[start : start + 500]).delete()
+    return total

@@ -1,0 +1,116 @@
+"""The API half of a node's snapshot, from the stored objects.
+
+``api_base_snapshot(node)`` is what diagnosis passes as ``base`` to
+``snapshot_from_report``: the Node object, the pods bound to the node, the
+events about the node and its pods, and a ``ClusterView`` (services, endpoint
+slices, the other Windows nodes, the server version). ``None`` when the API has
+never listed the node, so that a cluster without a source changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dashboard.cluster.models import ApiObject, SourceState
+from dashboard.cluster.resources import object_key
+from dashboard.models import Node
+from diagnostics.snapshot import ClusterView, Fact, NodeSnapshot, PeerSummary
+
+
+def api_source(cluster: str) -> str:
+    """How evidence names the API as a source: ``api:<cluster>``, then ``Kind/namespace/name``."""
+    return f"api:{cluster}"
+
+
+def peer_summary(cluster: str, name: str, node: dict[str, Any]) -> PeerSummary:
+    """A Windows node as its peers' ``node.config-drift`` sees it, from its Node object."""
+    from diagnostics.checks.node import peer_facts
+
+    snap = NodeSnapshot(node=name, cluster=cluster, node_object=Fact(node, f"{api_source(cluster)} Node/{name}"))
+    return PeerSummary(node=name, facts=peer_facts(snap))
+
+
+@dataclass(frozen=True)
+class ClusterContext:
+    """What every node of one cluster shares: built once per cluster and reused for each node."""
+
+    cluster: str
+    server_version: str
+    services: tuple[dict[str, Any], ...]
+    endpoint_slices: tuple[dict[str, Any], ...]
+    peers: tuple[PeerSummary, ...]  # every Windows node of the cluster
+    cluster_cidr: str
+    service_cidr: str
+
+    @classmethod
+    def load(cls, cluster_id: int, cluster: str) -> ClusterContext:
+        rows = ApiObject.objects.filter(cluster_id=cluster_id, kind__in=["Service", "EndpointSlice"]).order_by(
+            "kind", "namespace", "name"
+        )
+        services: list[dict[str, Any]] = []
+        slices: list[dict[str, Any]] = []
+        for kind, data in rows.values_list("kind", "data"):
+            (services if kind == "Service" else slices).append(data)
+        nodes = dict(
+            ApiObject.objects.filter(cluster_id=cluster_id, kind="Node", windows=True).values_list("name", "data")
+        )
+        state = SourceState.objects.filter(cluster_id=cluster_id).first()
+        return cls(
+            cluster=cluster,
+            server_version=state.server_version if state else "",
+            services=tuple(services),
+            endpoint_slices=tuple(slices),
+            peers=tuple(peer_summary(cluster, name, data) for name, data in sorted(nodes.items())),
+            # The API does not publish these; the cluster's configuration may (WND_CLUSTERS).
+            cluster_cidr=state.cluster_cidr if state else "",
+            service_cidr=state.service_cidr if state else "",
+        )
+
+    def view_for(self, node: str) -> ClusterView:
+        peers = tuple(p for p in self.peers if p.node != node)
+        return ClusterView(
+            server_version=self.server_version,
+            cluster_cidr=self.cluster_cidr,
+            service_cidr=self.service_cidr,
+            services=self.services,
+            endpoint_slices=self.endpoint_slices,
+            peers=peers,
+            source=api_source(self.cluster),
+        )
+
+
+def api_base_snapshot(node: Node, context: ClusterContext | None = None) -> NodeSnapshot | None:
+    """The API facts about ``node``, or None when the API has never listed it.
+
+    ``context`` (from ``ClusterContext.load``) saves reloading services and
+    slices when many nodes of one cluster are diagnosed together.
+    """
+    cluster = node.cluster.name
+    node_row = (
+        ApiObject.objects.filter(cluster_id=node.cluster_id, kind="Node", name=node.name).values_list("data").first()
+    )
+    if node_row is None:
+        return None
+    source = api_source(cluster)
+    pods = list(
+        ApiObject.objects.filter(cluster_id=node.cluster_id, kind="Pod", node_name=node.name)
+        .order_by("namespace", "name")
+        .values_list("namespace", "name", "data")
+    )
+    refs = [object_key("Node", "", node.name), *(object_key("Pod", ns, name) for ns, name, _ in pods)]
+    events = list(
+        ApiObject.objects.filter(cluster_id=node.cluster_id, kind="Event", ref__in=refs)
+        .order_by("namespace", "name")
+        .values_list("data", flat=True)
+    )
+    if context is None:
+        context = ClusterContext.load(node.cluster_id, cluster)
+    return NodeSnapshot(
+        node=node.name,
+        cluster=cluster,
+        node_object=Fact(node_row[0], f"{source} Node/{node.name}"),
+        pods=Fact(tuple(data for _ns, _name, data in pods), source),
+        events=Fact(tuple(events), source),
+        cluster_view=context.view_for(node.name),
+    )

@@ -1,0 +1,363 @@
+"""The store: API objects kept in the database, so that every process sees the same cluster.
+
+One ``Store`` per cluster lives in the watcher process. It writes what the
+source lists and watches, keeps the few indexes it needs to classify objects
+(which nodes are Windows, which node each stored pod is on), mirrors Windows
+nodes into ``Node`` rows, and answers every change with what it affects, so that
+only those nodes are diagnosed again.
+
+What is stored: every Node, Service and EndpointSlice; the pods that are on a
+Windows node or ask for Windows; the events about those nodes and pods. Other
+pods and events are read from the watch and dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard.cluster.models import ApiObject, SourceState
+from dashboard.cluster.resources import (
+    BY_KIND,
+    ENDPOINT_SLICES,
+    EVENTS,
+    NODES,
+    PODS,
+    SERVICES,
+    Resource,
+    is_windows_node,
+    obj_meta,
+    object_key,
+    pod_asks_for_windows,
+    trimmed,
+)
+from dashboard.cluster.source import Listing, WatchEvent
+from dashboard.models import Cluster, Node
+from diagnostics.report import NAME_RE
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+_UPDATED_FIELDS = ["uid", "resource_version", "node_name", "ref", "windows", "data", "updated_at"]
+
+
+@dataclass
+class Affected:
+    """What a change touches: Windows nodes whose API facts changed, pods to re-check, cluster-wide context."""
+
+    nodes: set[str] = field(default_factory=set)
+    pods: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name) upserted or deleted
+    cluster_wide: bool = False  # services, endpoint slices, Windows nodes' versions: every Windows node
+
+    def __ior__(self, other: Affected) -> Affected:
+        self.nodes |= other.nodes
+        self.pods |= other.pods
+        self.cluster_wide = self.cluster_wide or other.cluster_wide
+        return self
+
+    @property
+    def any(self) -> bool:
+        return bool(self.nodes or self.pods or self.cluster_wide)
+
+
+def _node_signature(node: dict[str, Any]) -> str:
+    """A digest of what matters in a Node: heartbeats and resource versions change every few seconds."""
+    meta = {k: v for k, v in obj_meta(node).items() if k not in ("resourceVersion", "managedFields")}
+    status = dict(node.get("status") or {})
+    status["conditions"] = [
+        {k: v for k, v in c.items() if k not in ("lastHeartbeatTime",)}
+        for c in status.get("conditions") or []
+        if isinstance(c, dict)
+    ]
+    status.pop("images", None)
+    body = {"metadata": meta, "spec": node.get("spec"), "status": status}
+    return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _peer_signature(node: dict[str, Any]) -> str:
+    """What other nodes' checks compare (versions, build): a change here re-checks every Windows node."""
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    labels = obj_meta(node).get("labels") or {}
+    keys = ("kernelVersion", "osImage", "containerRuntimeVersion", "kubeletVersion", "kubeProxyVersion")
+    return "|".join([*(str(info.get(k, "")) for k in keys), str(labels.get("node.kubernetes.io/windows-build", ""))])
+
+
+class Store:
+    """The database copy of one cluster's API objects. Not thread-safe: one writer thread per store."""
+
+    def __init__(self, cluster: str, *, notify: Callable[[list[Node]], None] | None = None) -> None:
+        self.cluster = Cluster.objects.get_or_create(name=cluster)[0]
+        self.notify = notify if notify is not None else _publish
+        self.windows_nodes: set[str] = set()
+        self.node_signatures: dict[str, str] = {}
+        self.peer_signatures: dict[str, str] = {}
+        self.pods: dict[tuple[str, str], str] = {}  # stored pods -> node name ("" when not bound)
+        self.events: set[tuple[str, str]] = set()
+
+    # -- classification -----------------------------------------------------
+
+    def _row(self, resource: Resource, obj: dict[str, Any]) -> ApiObject | None:
+        """The row for ``obj``, or None when it is not kept (a pod or event unrelated to Windows)."""
+        meta = obj_meta(obj)
+        name = str(meta.get("name") or "")
+        if not name:
+            return None
+        namespace = str(meta.get("namespace") or "") if resource.namespaced else ""
+        node_name = ref = ""
+        windows = False
+        if resource is NODES:
+            node_name, windows = name, is_windows_node(obj)
+        elif resource is PODS:
+            spec = obj.get("spec") or {}
+            node_name = str(spec.get("nodeName") or "")
+            windows = node_name in self.windows_nodes or pod_asks_for_windows(spec)
+            if not windows:
+                return None
+        elif resource is EVENTS:
+            involved = obj.get("involvedObject") or {}
+            kind = str(involved.get("kind") or "")
+            target = str(involved.get("name") or "")
+            if kind == "Node" and target in self.windows_nodes:
+                node_name, ref = target, object_key("Node", "", target)
+            elif kind == "Pod" and (str(involved.get("namespace") or ""), target) in self.pods:
+                pod_ns = str(involved.get("namespace") or "")
+                node_name, ref = self.pods[(pod_ns, target)], object_key("Pod", pod_ns, target)
+            else:
+                return None
+            windows = True
+        return ApiObject(
+            cluster=self.cluster,
+            kind=resource.kind,
+            namespace=namespace,
+            name=name,
+            uid=str(meta.get("uid") or ""),
+            resource_version=str(meta.get("resourceVersion") or ""),
+            node_name=node_name,
+            ref=ref,
+            windows=windows,
+            data=trimmed(obj),
+            updated_at=timezone.now(),
+        )
+
+    # -- a full list ----------------------------------------------------------
+
+    def replace(self, resource: Resource, listing: Listing) -> Affected:
+        """Make the stored objects of ``resource`` exactly the listed ones (after a list or a relist)."""
+        affected = Affected()
+        rows: list[ApiObject] = []
+        for obj in listing.items:
+            row = self._row(resource, obj)
+            if row is not None:
+                rows.append(row)
+        keep = {(r.namespace, r.name) for r in rows}
+        with transaction.atomic():
+            existing = ApiObject.objects.filter(cluster=self.cluster, kind=resource.kind)
+            stale = [pk for pk, ns, name in existing.values_list("pk", "namespace", "name") if (ns, name) not in keep]
+            for start in range(0, len(stale), BATCH):
+                ApiObject.objects.filter(pk__in=stale[start : start + BATCH]).delete()
+            for start in range(0, len(rows), BATCH):
+                ApiObject.objects.bulk_create(
+                    rows[start : start + BATCH],
+                    update_conflicts=True,
+                    unique_fields=["cluster", "kind", "namespace", "name"],
+                    update_fields=_UPDATED_FIELDS,
+                )
+        if resource is NODES:
+            affected |= self._replace_nodes(rows)
+        elif resource is PODS:
+            before = self.pods
+            self.pods = {(r.namespace, r.name): r.node_name for r in rows}
+            affected.pods = set(before) | set(self.pods)
+            affected.nodes = {n for n in (*before.values(), *self.pods.values()) if n in self.windows_nodes}
+        elif resource is EVENTS:
+            self.events = keep
+            affected.nodes = {r.node_name for r in rows if r.node_name}
+        else:
+            affected.cluster_wide = True
+        return affected
+
+    def _replace_nodes(self, rows: list[ApiObject]) -> Affected:
+        windows = [r for r in rows if r.windows]
+        self.windows_nodes = {r.name for r in windows}
+        self.node_signatures = {r.name: _node_signature(r.data) for r in windows}
+        self.peer_signatures = {r.name: _peer_signature(r.data) for r in windows}
+        changed = self._mirror_nodes(windows)
+        gone = Node.objects.filter(cluster=self.cluster, in_api=True).exclude(name__in=self.windows_nodes)
+        changed += self._mark_gone(list(gone))
+        self.notify(changed)
+        return Affected(nodes=set(self.windows_nodes), cluster_wide=True)
+
+    # -- one watch event -------------------------------------------------------
+
+    def apply(self, resource: Resource, event: WatchEvent) -> Affected:
+        """Apply one watch event; return what it affects."""
+        if event.type not in ("ADDED", "MODIFIED", "DELETED"):
+            return Affected()  # BOOKMARK: only a resource version
+        if resource is NODES:
+            return self._apply_node(event)
+        meta = obj_meta(event.object)
+        namespace = str(meta.get("namespace") or "") if resource.namespaced else ""
+        key = (namespace, str(meta.get("name") or ""))
+        row = None if event.type == "DELETED" else self._row(resource, event.object)
+        if row is None:
+            if resource is PODS and key in self.pods:
+                node = self.pods.pop(key)
+                self._delete(resource, key)
+                return Affected(nodes={node} & self.windows_nodes, pods={key})
+            if resource is EVENTS and key in self.events:
+                self.events.discard(key)
+                self._delete(resource, key)
+            if resource in (SERVICES, ENDPOINT_SLICES) and event.type == "DELETED":
+                self._delete(resource, key)
+                return Affected(cluster_wide=True)
+            return Affected()
+        self._upsert(row)
+        if resource is PODS:
+            before = self.pods.get(key)
+            self.pods[key] = row.node_name
+            nodes = {row.node_name} | ({before} if before else set())
+            return Affected(nodes=nodes & self.windows_nodes, pods={key})
+        if resource is EVENTS:
+            self.events.add(key)
+            return Affected(nodes={row.node_name} if row.node_name else set())
+        return Affected(cluster_wide=True)
+
+    def _apply_node(self, event: WatchEvent) -> Affected:
+        name = str(obj_meta(event.object).get("name") or "")
+        if event.type == "DELETED" or not is_windows_node(event.object):
+            row_gone = event.type == "DELETED"
+            if row_gone:
+                self._delete(NODES, ("", name))
+            if name in self.windows_nodes:
+                self.windows_nodes.discard(name)
+                self.node_signatures.pop(name, None)
+                self.peer_signatures.pop(name, None)
+                if not row_gone:
+                    row = self._row(NODES, event.object)
+                    if row is not None:
+                        self._upsert(row)
+                self.notify(self._mark_gone(list(Node.objects.filter(cluster=self.cluster, name=name))))
+                return Affected(cluster_wide=True)
+            if not row_gone:
+                row = self._row(NODES, event.object)
+                if row is not None:
+                    self._upsert(row)
+            return Affected()
+        signature = _node_signature(event.object)
+        if self.node_signatures.get(name) == signature:
+            return Affected()  # a heartbeat: nothing a check reads has changed
+        row = self._row(NODES, event.object)
+        if row is None:
+            return Affected()
+        self._upsert(row)
+        self.windows_nodes.add(name)
+        self.node_signatures[name] = signature
+        peer = _peer_signature(event.object)
+        peers_changed = self.peer_signatures.get(name) != peer
+        self.peer_signatures[name] = peer
+        self.notify(self._mirror_nodes([row]))
+        return Affected(nodes={name}, cluster_wide=peers_changed)
+
+    # -- writes ------------------------------------------------------------------
+
+    def _upsert(self, row: ApiObject) -> None:
+        ApiObject.objects.update_or_create(
+            cluster=self.cluster,
+            kind=row.kind,
+            namespace=row.namespace,
+            name=row.name,
+            defaults={f: getattr(row, f) for f in _UPDATED_FIELDS},
+        )
+
+    def _delete(self, resource: Resource, key: tuple[str, str]) -> None:
+        ApiObject.objects.filter(cluster=self.cluster, kind=resource.kind, namespace=key[0], name=key[1]).delete()
+
+    def _mirror_nodes(self, rows: Iterable[ApiObject]) -> list[Node]:
+        """Create or update the ``Node`` rows of Windows nodes the API lists; return the ones that changed."""
+        rows = [r for r in rows if NAME_RE.match(r.name)]
+        existing = {n.name: n for n in Node.objects.filter(cluster=self.cluster, name__in=[r.name for r in rows])}
+        created: list[Node] = []
+        updated: list[Node] = []
+        for row in rows:
+            node = existing.get(row.name)
+            if node is None:
+                node = Node(cluster=self.cluster, name=row.name)
+                created.append(node)
+            elif node.in_api and node.api_removed_at is None and node.has_agent:
+                continue  # the agent's facts win; the API part is read at diagnosis
+            else:
+                updated.append(node)
+            node.in_api, node.api_removed_at = True, None
+            if not node.has_agent:
+                info = (row.data.get("status") or {}).get("nodeInfo") or {}
+                node.os_build = str(info.get("kernelVersion", ""))[:64]
+                node.os_name = str(info.get("osImage", ""))[:128]
+                node.runtime_version = str(info.get("containerRuntimeVersion", ""))[:64]
+                node.kubelet_version = str(info.get("kubeletVersion", ""))[:64]
+            node.version += 1
+        Node.objects.bulk_create(created, batch_size=BATCH)
+        Node.objects.bulk_update(
+            updated,
+            ["in_api", "api_removed_at", "os_build", "os_name", "runtime_version", "kubelet_version", "version"],
+            batch_size=BATCH,
+        )
+        if created:
+            created = list(Node.objects.filter(cluster=self.cluster, name__in=[n.name for n in created]))
+        return created + updated
+
+    def _mark_gone(self, nodes: list[Node]) -> list[Node]:
+        """Nodes the API no longer lists: kept and marked when an agent or a token knows them, else removed."""
+        now = timezone.now()
+        marked: list[Node] = []
+        for node in nodes:
+            if not node.has_agent and not node.tokens.exists():
+                node.delete()
+                continue
+            node.in_api, node.api_removed_at = False, now
+            node.version += 1
+            node.save(update_fields=["in_api", "api_removed_at", "version"])
+            marked.append(node)
+        return marked
+
+    # -- state ---------------------------------------------------------------------
+
+    def set_state(self, state: str, message: str = "", **fields: Any) -> None:
+        """Record the source's state; an error keeps the time it started."""
+        now = timezone.now()
+        current = SourceState.objects.filter(cluster=self.cluster).first() or SourceState(cluster=self.cluster)
+        if state == SourceState.ERROR and current.state != SourceState.ERROR:
+            current.error_since = now
+        elif state != SourceState.ERROR:
+            current.error_since = None
+        changed = current.state != state or current.message != message
+        current.state, current.message, current.updated_at = state, message, now
+        for name, value in fields.items():
+            setattr(current, name, value)
+        current.save()
+        if changed:
+            _publish([])
+
+
+def _publish(nodes: list[Node]) -> None:
+    """Tell the fleet page (and the pages of changed nodes); a missing channel layer only loses live updates."""
+    from dashboard import live
+
+    messages: list[tuple[str, dict[str, Any]]] = [
+        (n.group, {"type": "node.changed", "node_id": n.pk, "findings_changed": False}) for n in nodes[:200]
+    ]
+    messages.append((live.FLEET_GROUP, {"type": "fleet.changed", "node_id": nodes[0].pk if nodes else 0}))
+    try:
+        live.publish_many(messages)
+    except Exception:  # Redis down must not stop the watches; the pages resync on their next message
+        log.warning("could not publish cluster changes", exc_info=True)
+
+
+def kind_resource(kind: str) -> Resource:
+    return BY_KIND[kind]

@@ -1,0 +1,119 @@
+"""Cluster-source fixtures: the lab cluster's API objects (tests/fixtures/cluster), a fake API server, a sync."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard.cluster.simulated import SimulatedSource
+from dashboard.cluster.sync import ClusterSync, Timing
+
+from .fakeapi import FakeApiServer
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cluster"
+FAST = Timing(backoff_first=0.05, backoff_max=0.2, settle=0.05, cluster_wide_every=0.0, state_every=0.0)
+
+
+def api_list(name: str) -> dict[str, Any]:
+    """A list response as the API returns it (``nodes``, ``pods``, ``pods-stuck``, ``events`` ...)."""
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+def lab_source(**options: Any) -> SimulatedSource:
+    """The lab cluster: Windows Server 2019/2022/2025 nodes, a Linux node, pods with every unsupported field."""
+    pods = api_list("pods")["items"] + api_list("pods-stuck")["items"]
+    objects = {
+        "Node": api_list("nodes")["items"],
+        "Pod": pods,
+        "Event": api_list("events")["items"],
+        "Service": api_list("services")["items"],
+        "EndpointSlice": api_list("endpointslices")["items"],
+    }
+    return SimulatedSource("lab", objects, version="v1.31.1", **options)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "the condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Running:
+    """A ``ClusterSync`` running in a thread, and the batches it has diagnosed."""
+
+    def __init__(self, sync: ClusterSync) -> None:
+        self.sync = sync
+        self.flushes: list[Any] = []
+        sync.on_flush = self.flushes.append
+        self.thread = threading.Thread(target=sync.run, daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.sync.stop.set()
+        self.thread.join(10)
+
+    def settled(self, count: int = 1, timeout: float = 20.0) -> None:
+        wait_for(lambda: len(self.flushes) >= count, timeout, f"{count} diagnosed batch(es)")
+
+
+@pytest.fixture
+def run_sync(transactional_db: Any) -> Callable[..., Running]:
+    def start(source: Any, **options: Any) -> Running:
+        return Running(ClusterSync(source, timing=options.pop("timing", FAST), **options))
+
+    return start
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeApiServer]:
+    server = FakeApiServer(lab_source(watch_seconds=5))
+    server.up()
+    yield server
+    server.down()
+
+
+def sync_now(source: SimulatedSource, *, diagnose: bool = True) -> Any:
+    """List every kind into the store at once (no threads), record the version, and diagnose like the sync does."""
+    from dashboard.cluster.diagnose import check_all_workloads, diagnose_nodes
+    from dashboard.cluster.models import SourceState
+    from dashboard.cluster.resources import RESOURCES
+    from dashboard.cluster.store import Store
+
+    store = Store(source.cluster)
+    SourceState.objects.update_or_create(
+        cluster=store.cluster, defaults={"state": SourceState.CONNECTED, "server_version": source.server_version()}
+    )
+    for resource in RESOURCES:
+        store.replace(resource, source.list(resource))
+    if diagnose:
+        check_all_workloads(store.cluster)
+        diagnose_nodes(store.cluster, sorted(store.windows_nodes))
+    return store
+
+
+def store_report(node: Any, document: dict[str, Any]) -> Any:
+    """Store an agent's report as ingest does (the node then has an agent)."""
+    from django.utils import timezone
+
+    from dashboard.models import Node, Report
+
+    report = Report.objects.create(
+        node=node, collected_at=timezone.now(), payload=Report.pack(json.dumps(document).encode())
+    )
+    Node.objects.filter(pk=node.pk).update(last_report_at=timezone.now())
+    node.refresh_from_db()
+    return report
