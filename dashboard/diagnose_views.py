@@ -40,12 +40,12 @@ class SizeLimit(FileUploadHandler):
         super().new_file(*args, **kwargs)
         if self.content_length is not None and self.content_length > self.max_bytes:
             self.exceeded = True
-            raise StopUpload(connection_reset=True)
+            raise StopUpload(connection_reset=False)  # read the rest, so the browser gets the page
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         if start + len(raw_data) > self.max_bytes:
             self.exceeded = True
-            raise StopUpload(connection_reset=True)
+            raise StopUpload(connection_reset=False)  # read the rest, so the browser gets the page
         return raw_data
 
     def file_complete(self, file_size: int) -> None:

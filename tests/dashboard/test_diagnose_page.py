@@ -126,7 +126,7 @@ def test_a_pasted_kubelet_sandbox_error_points_at_the_image_version(signed_in: A
     html = response.content.decode()
     assert "Recognized as a kubelet log." in html
     # Unsaved rows: the card, without the lifecycle forms that need a stored finding.
-    assert "Found in this input" in html and "finding-acknowledge" not in html and "First seen" not in html
+    assert "From this input" in html and "finding-acknowledge" not in html and "First seen" not in html
 
 
 @pytest.mark.parametrize(
