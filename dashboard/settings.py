@@ -117,7 +117,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # Consumers wait on Redis for up to 5 s at a time; redis-py's default
+            # socket timeout is also 5 s, which would cut idle sockets.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
             # The default of 100 silently drops bursts; live messages also carry
             # sequence numbers so a browser can detect a gap and resync.
             "capacity": env_int("WND_CHANNEL_CAPACITY", 2000, minimum=100),

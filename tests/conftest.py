@@ -27,7 +27,7 @@ if "REDIS_URL" not in os.environ:
     # everything that uses Redis reads these values lazily, so point them here.
     os.environ["REDIS_URL"] = _url
     settings.REDIS_URL = settings.CELERY_BROKER_URL = _url
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [_url]
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] = _url
     celery_app.conf.broker_url = _url
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
