@@ -15,7 +15,7 @@ from dashboard.selectors import SelectorError, parse_selector
 MIN_INTERVAL = 10  # seconds: shorter runs would only queue behind each other
 
 
-class ScheduleForm(forms.ModelForm):  # type: ignore[type-arg]
+class ScheduleForm(forms.ModelForm):
     TIMING = [("interval", "Every … seconds"), ("cron", "Cron expression (UTC)")]
 
     timing = forms.ChoiceField(choices=TIMING, initial="interval")
@@ -73,7 +73,7 @@ class ScheduleForm(forms.ModelForm):  # type: ignore[type-arg]
         return data
 
 
-class ChannelForm(forms.ModelForm):  # type: ignore[type-arg]
+class ChannelForm(forms.ModelForm):
     class Meta:
         model = NotificationChannel
         fields = ["name", "kind", "target", "min_severity", "enabled"]

@@ -19,7 +19,7 @@ from django.db import models
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from dashboard.models import SEVERITY_CHOICES, Finding, Node
+from dashboard.models import Finding, Node
 from diagnostics.model import Severity
 
 
@@ -193,7 +193,9 @@ class NotificationChannel(models.Model):
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=16, choices=KINDS)
     target = models.CharField(max_length=1000)  # a URL, or comma-separated email addresses
-    min_severity = models.CharField(max_length=16, choices=SEVERITY_CHOICES, default=Severity.WARNING.slug)
+    min_severity = models.CharField(
+        max_length=16, choices=[(s.slug, s.label) for s in Severity.ordered()], default=Severity.WARNING.slug
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from dashboard import live
 from dashboard.cluster.models import ApiObject, WorkloadFinding
-from dashboard.cluster.snapshot import ClusterContext, api_base_snapshot, api_source
+from dashboard.cluster.snapshot import ClusterContext, api_base_snapshots, api_source
 from dashboard.diagnosis import reconcile, refresh_summary, snapshot_for
-from dashboard.models import Cluster, Node
+from dashboard.models import Cluster, Finding, Node
 from diagnostics.model import Finding as EngineFinding
 from diagnostics.model import Status
 from diagnostics.registry import all_checks, run_iter
@@ -31,7 +31,11 @@ log = logging.getLogger(__name__)
 
 # Checks that compare a node with the rest of the cluster: re-run on every Windows node
 # when services, endpoint slices or another node's versions change.
-CLUSTER_WIDE_CHECKS = ("hns.stale-remote-endpoints", "hns.lb-policy-missing", "node.version-skew", "node.config-drift")
+# Those comparing the node's HNS state (agent data) with services and endpoint slices,
+ENDPOINT_CHECKS = ("hns.stale-remote-endpoints", "hns.lb-policy-missing")
+# and those comparing it with the other Windows nodes and the API server.
+PEER_CHECKS = ("node.version-skew", "node.config-drift")
+CLUSTER_WIDE_CHECKS = ENDPOINT_CHECKS + PEER_CHECKS
 
 
 @cache
@@ -40,9 +44,8 @@ def workload_checks() -> tuple[str, ...]:
     return tuple(sorted(c for c in all_checks() if c.startswith("workload.") or c == "dns.clusterfirstwithhostnet"))
 
 
-def node_snapshot(node: Node, context: ClusterContext) -> NodeSnapshot | None:
+def node_snapshot(node: Node, base: NodeSnapshot | None) -> NodeSnapshot | None:
     """The node's snapshot: its latest report merged with the API facts, or the API facts alone."""
-    base = api_base_snapshot(node, context)
     report = node.reports.order_by("-id").first() if node.has_agent else None
     if report is None:
         return base
@@ -53,22 +56,42 @@ def node_snapshot(node: Node, context: ClusterContext) -> NodeSnapshot | None:
         return base
 
 
-def diagnose_nodes(cluster: Cluster, names: Iterable[str], *, only: Iterable[str] | None = None) -> int:
-    """Re-run the checks (all, or the ids in ``only``) on these nodes of ``cluster``; return how many ran.
+def diagnose_nodes(
+    cluster: Cluster, names: Iterable[str], *, only: Iterable[str] | None = None, agents_only: bool = False
+) -> int:
+    """Re-run the checks (all, or the ids in ``only``) on these nodes of ``cluster``; return how many changed.
 
+    ``agents_only`` skips nodes without an agent (what only agent data can change).
     A node without an agent keeps only failures: "unknown" for lack of agent
-    data would be noise on every such node. Its page says it has no agent.
+    data would be noise on every such node; its page says it has no agent.
+    Nodes whose findings are the same as those stored are not written.
     """
     wanted = tuple(only) if only is not None else None
-    context = ClusterContext.load(cluster.pk, cluster.name)
-    done = 0
-    for node in Node.objects.select_related("cluster").filter(cluster=cluster, name__in=list(names)):
-        snap = node_snapshot(node, context)
+    query = Node.objects.select_related("cluster").filter(cluster=cluster, name__in=list(names))
+    if agents_only:
+        query = query.filter(last_report_at__isnull=False)
+    nodes = list(query)
+    if not nodes:
+        return 0
+    context = ClusterContext.current(cluster.pk, cluster.name)
+    bases = api_base_snapshots(nodes, context)
+    stored: dict[int, set[tuple[str, ...]]] = {n.pk: set() for n in nodes}
+    rows = Finding.objects.filter(node__in=nodes, resolved_at__isnull=True)
+    if wanted is not None:
+        rows = rows.filter(check_id__in=wanted)
+    for row in rows.values_list("node_id", "check_id", "subject", "severity", "status", "summary"):
+        stored[row[0]].add(tuple(row[1:]))
+    changed_count = 0
+    for node in nodes:
+        snap = node_snapshot(node, bases.get(node.name))
         if snap is None:
             continue
         findings = list(run_iter(snap, wanted))
         if not node.has_agent:
             findings = [f for f in findings if f.status is Status.FAIL]
+        found = {(f.check, f.subject[:400], f.severity.slug, f.status.slug, f.summary) for f in findings}
+        if found == stored[node.pk]:
+            continue  # nothing new to store or show
         for attempt in (1, 2):
             try:
                 changed = _store(node.pk, findings, set(wanted) if wanted is not None else None)
@@ -76,10 +99,10 @@ def diagnose_nodes(cluster: Cluster, names: Iterable[str], *, only: Iterable[str
             except IntegrityError:  # a report's diagnosis stored the same finding at the same moment
                 if attempt == 2:
                     raise
-        done += 1
+        changed_count += 1
         if changed is not None:
             _tell(changed)
-    return done
+    return changed_count
 
 
 def _tell(node: Node) -> None:

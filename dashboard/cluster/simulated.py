@@ -13,6 +13,7 @@ A recorded cluster is a directory of the API's list responses:
 
 from __future__ import annotations
 
+import builtins
 import copy
 import json
 import threading
@@ -53,10 +54,9 @@ class SimulatedSource:
         self._history: dict[str, deque[tuple[int, WatchEvent]]] = {r.kind: deque(maxlen=HISTORY) for r in RESOURCES}
         self._oldest: dict[str, int] = {r.kind: 0 for r in RESOURCES}  # watches from before this get Gone
         self._failure: SourceError | None = None
-        for kind, items in objects.items():
+        for kind, items in objects.items():  # the source owns these objects from now on (no copies: big clusters)
             for obj in items:
                 self._rv += 1
-                obj = copy.deepcopy(obj)
                 obj.setdefault("metadata", {})["resourceVersion"] = str(self._rv)
                 self._objects[kind][_key(BY_KIND[kind], obj)] = obj
         for kind in self._oldest:
@@ -86,7 +86,9 @@ class SimulatedSource:
     def list(self, resource: Resource) -> Listing:
         self._check(resource)
         with self._cond:
-            items = [copy.deepcopy(o) for o in self._objects[resource.kind].values()]
+            # The objects themselves, not copies (a large cluster would need twice the memory):
+            # readers must not change them, and ``apply`` replaces objects rather than editing them.
+            items = list(self._objects[resource.kind].values())
             return Listing(items=items, resource_version=str(self._rv))
 
     def watch(self, resource: Resource, resource_version: str, stop: threading.Event) -> Iterator[WatchEvent]:
@@ -135,7 +137,7 @@ class SimulatedSource:
         with self._cond:
             return copy.deepcopy(self._objects[kind][(namespace, name)])
 
-    def objects(self, kind: str) -> list[dict[str, Any]]:
+    def objects(self, kind: str) -> builtins.list[dict[str, Any]]:
         with self._cond:
             return [copy.deepcopy(o) for o in self._objects[kind].values()]
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q
+
 from dashboard.cluster.models import ApiObject, SourceState
 from dashboard.cluster.resources import object_key
 from dashboard.models import Node
@@ -21,6 +23,9 @@ from diagnostics.snapshot import ClusterView, Fact, NodeSnapshot, PeerSummary
 def api_source(cluster: str) -> str:
     """How evidence names the API as a source: ``api:<cluster>``, then ``Kind/namespace/name``."""
     return f"api:{cluster}"
+
+
+_CONTEXTS: dict[int, tuple[tuple[Any, ...], ClusterContext]] = {}
 
 
 def peer_summary(cluster: str, name: str, node: dict[str, Any]) -> PeerSummary:
@@ -67,6 +72,30 @@ class ClusterContext:
             service_cidr=state.service_cidr if state else "",
         )
 
+    @classmethod
+    def current(cls, cluster_id: int, cluster: str) -> ClusterContext:
+        """``load``, reused while the cluster's services, slices, Windows nodes and version are unchanged.
+
+        The revision is read in one aggregate query; a pod or event change (the usual burst) keeps it.
+        """
+        from django.db.models import Count, Max
+
+        revision = (
+            ApiObject.objects.filter(cluster_id=cluster_id)
+            .filter(Q(kind__in=["Service", "EndpointSlice"]) | Q(kind="Node", windows=True))
+            .aggregate(n=Count("id"), last=Max("updated_at"), top=Max("id"))
+        )
+        state = SourceState.objects.filter(cluster_id=cluster_id).values_list(
+            "server_version", "cluster_cidr", "service_cidr"
+        )
+        key = (cluster_id, revision["n"], revision["last"], revision["top"], *(state.first() or ()))
+        cached = _CONTEXTS.get(cluster_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        context = cls.load(cluster_id, cluster)
+        _CONTEXTS[cluster_id] = (key, context)
+        return context
+
     def view_for(self, node: str) -> ClusterView:
         peers = tuple(p for p in self.peers if p.node != node)
         return ClusterView(
@@ -78,6 +107,48 @@ class ClusterContext:
             peers=peers,
             source=api_source(self.cluster),
         )
+
+
+def api_base_snapshots(nodes: list[Node], context: ClusterContext) -> dict[str, NodeSnapshot]:
+    """``api_base_snapshot`` for many nodes of one cluster in a constant number of queries."""
+    if not nodes:
+        return {}
+    cluster_id = nodes[0].cluster_id
+    names = [n.name for n in nodes]
+    source = api_source(context.cluster)
+    objects = dict(
+        ApiObject.objects.filter(cluster_id=cluster_id, kind="Node", name__in=names).values_list("name", "data")
+    )
+    pods: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+    for node_name, ns, name, data in (
+        ApiObject.objects.filter(cluster_id=cluster_id, kind="Pod", node_name__in=names)
+        .order_by("namespace", "name")
+        .values_list("node_name", "namespace", "name", "data")
+    ):
+        pods.setdefault(node_name, []).append((ns, name, data))
+    owner = {object_key("Node", "", n): n for n in names}
+    owner.update({object_key("Pod", ns, name): n for n, found in pods.items() for ns, name, _ in found})
+    events: dict[str, list[dict[str, Any]]] = {}
+    for ref, data in (
+        ApiObject.objects.filter(cluster_id=cluster_id, kind="Event", node_name__in=names)
+        .order_by("namespace", "name")
+        .values_list("ref", "data")
+    ):
+        if ref in owner:
+            events.setdefault(owner[ref], []).append(data)
+    out: dict[str, NodeSnapshot] = {}
+    for name in names:
+        if name not in objects:
+            continue
+        out[name] = NodeSnapshot(
+            node=name,
+            cluster=context.cluster,
+            node_object=Fact(objects[name], f"{source} Node/{name}"),
+            pods=Fact(tuple(data for _ns, _name, data in pods.get(name, [])), source),
+            events=Fact(tuple(events.get(name, [])), source),
+            cluster_view=context.view_for(name),
+        )
+    return out
 
 
 def api_base_snapshot(node: Node, context: ClusterContext | None = None) -> NodeSnapshot | None:
@@ -105,7 +176,7 @@ def api_base_snapshot(node: Node, context: ClusterContext | None = None) -> Node
         .values_list("data", flat=True)
     )
     if context is None:
-        context = ClusterContext.load(node.cluster_id, cluster)
+        context = ClusterContext.current(node.cluster_id, cluster)
     return NodeSnapshot(
         node=node.name,
         cluster=cluster,

@@ -50,17 +50,27 @@ _UPDATED_FIELDS = ["uid", "resource_version", "node_name", "ref", "windows", "da
 
 @dataclass
 class Affected:
-    """What a change touches: Windows nodes whose API facts changed, pods to re-check, cluster-wide context."""
+    """What a change touches: Windows nodes whose API facts changed, pods to re-check, cluster-wide context.
+
+    ``endpoints``: services or endpoint slices changed (what agent nodes' HNS state is compared with);
+    ``peers``: a Windows node's versions or the server's changed (what every Windows node is compared with).
+    """
 
     nodes: set[str] = field(default_factory=set)
     pods: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name) upserted or deleted
-    cluster_wide: bool = False  # services, endpoint slices, Windows nodes' versions: every Windows node
+    endpoints: bool = False
+    peers: bool = False
 
     def __ior__(self, other: Affected) -> Affected:
         self.nodes |= other.nodes
         self.pods |= other.pods
-        self.cluster_wide = self.cluster_wide or other.cluster_wide
+        self.endpoints = self.endpoints or other.endpoints
+        self.peers = self.peers or other.peers
         return self
+
+    @property
+    def cluster_wide(self) -> bool:
+        return self.endpoints or self.peers
 
     @property
     def any(self) -> bool:
@@ -180,7 +190,7 @@ class Store:
             self.events = keep
             affected.nodes = {r.node_name for r in rows if r.node_name}
         else:
-            affected.cluster_wide = True
+            affected.endpoints = True
         return affected
 
     def _replace_nodes(self, rows: list[ApiObject]) -> Affected:
@@ -192,7 +202,7 @@ class Store:
         gone = Node.objects.filter(cluster=self.cluster, in_api=True).exclude(name__in=self.windows_nodes)
         changed += self._mark_gone(list(gone))
         self.notify(changed)
-        return Affected(nodes=set(self.windows_nodes), cluster_wide=True)
+        return Affected(nodes=set(self.windows_nodes), peers=True)
 
     # -- one watch event -------------------------------------------------------
 
@@ -216,7 +226,7 @@ class Store:
                 self._delete(resource, key)
             if resource in (SERVICES, ENDPOINT_SLICES) and event.type == "DELETED":
                 self._delete(resource, key)
-                return Affected(cluster_wide=True)
+                return Affected(endpoints=True)
             return Affected()
         self._upsert(row)
         if resource is PODS:
@@ -227,7 +237,7 @@ class Store:
         if resource is EVENTS:
             self.events.add(key)
             return Affected(nodes={row.node_name} if row.node_name else set())
-        return Affected(cluster_wide=True)
+        return Affected(endpoints=True)
 
     def _apply_node(self, event: WatchEvent) -> Affected:
         name = str(obj_meta(event.object).get("name") or "")
@@ -244,7 +254,7 @@ class Store:
                     if row is not None:
                         self._upsert(row)
                 self.notify(self._mark_gone(list(Node.objects.filter(cluster=self.cluster, name=name))))
-                return Affected(cluster_wide=True)
+                return Affected(peers=True)
             if not row_gone:
                 row = self._row(NODES, event.object)
                 if row is not None:
@@ -263,7 +273,7 @@ class Store:
         peers_changed = self.peer_signatures.get(name) != peer
         self.peer_signatures[name] = peer
         self.notify(self._mirror_nodes([row]))
-        return Affected(nodes={name}, cluster_wide=peers_changed)
+        return Affected(nodes={name}, peers=peers_changed)
 
     # -- writes ------------------------------------------------------------------
 

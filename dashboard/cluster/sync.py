@@ -21,7 +21,13 @@ from typing import Any
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from dashboard.cluster.diagnose import CLUSTER_WIDE_CHECKS, check_all_workloads, check_workloads, diagnose_nodes
+from dashboard.cluster.diagnose import (
+    ENDPOINT_CHECKS,
+    PEER_CHECKS,
+    check_all_workloads,
+    check_workloads,
+    diagnose_nodes,
+)
 from dashboard.cluster.models import SourceState
 from dashboard.cluster.resources import NODES, RESOURCES, Resource
 from dashboard.cluster.source import ClusterSource, Forbidden, Gone, Listing, SourceError, Unavailable, WatchEvent
@@ -123,6 +129,7 @@ class ClusterSync:
             connection.close()
 
     def _run(self) -> None:
+        resource: Resource | None
         self.store = Store(self.source.cluster)
         self.store.set_state(
             SourceState.CONNECTING,
@@ -169,7 +176,7 @@ class ClusterSync:
                 continue  # diagnose only once every kind is known
             if full_sync_pending:
                 full_sync_pending = False
-                pending = Affected(nodes=set(self.store.windows_nodes), pods=set(self.store.pods), cluster_wide=False)
+                pending = Affected(nodes=set(self.store.windows_nodes), pods=set(self.store.pods))
                 self._flush(pending, full=True)
                 pending, last_cluster_wide = Affected(), now
                 continue
@@ -180,14 +187,14 @@ class ClusterSync:
                 self._flush(pending, cluster_wide=wide)
                 if wide:
                     last_cluster_wide = now
-                pending = Affected(cluster_wide=pending.cluster_wide and not wide)
+                pending = Affected(endpoints=pending.endpoints and not wide, peers=pending.peers and not wide)
                 pending_since = now
 
     def _handle(self, what: str, resource: Resource | None, payload: Any) -> tuple[Affected, bool]:
         """Apply one message from a kind's thread; return what it affects and whether the state changed."""
         if what == "version":
             SourceState.objects.filter(cluster=self.store.cluster).update(server_version=str(payload)[:64])
-            return Affected(cluster_wide=True), False
+            return Affected(peers=True), False
         assert resource is not None
         kind = self.kinds[resource.kind]
         if what == "error":
@@ -234,8 +241,12 @@ class ClusterSync:
                     check_workloads(cluster, sorted(affected.pods))
                     diagnose_nodes(cluster, sorted(affected.nodes))
                     if cluster_wide:
+                        # Each kind of context change re-runs only the checks that read it, where they can change.
                         others = sorted(self.store.windows_nodes - affected.nodes)
-                        diagnose_nodes(cluster, others, only=CLUSTER_WIDE_CHECKS)
+                        if affected.endpoints:
+                            diagnose_nodes(cluster, others, only=ENDPOINT_CHECKS, agents_only=True)
+                        if affected.peers:
+                            diagnose_nodes(cluster, others, only=PEER_CHECKS)
             except Exception:  # diagnosis failing must not stop the watches; the next change retries
                 log.exception("%s: diagnosis after API changes failed", self.source.cluster)
         if self.on_flush is not None:

@@ -6,88 +6,143 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dashboard', '0002_roles'),
+        ("dashboard", "0002_roles"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='node',
-            name='api_removed_at',
+            model_name="node",
+            name="api_removed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='node',
-            name='in_api',
+            model_name="node",
+            name="in_api",
             field=models.BooleanField(default=False),
         ),
         migrations.CreateModel(
-            name='SourceState',
+            name="SourceState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(blank=True, default='', max_length=200)),
-                ('state', models.CharField(choices=[('connecting', 'Connecting'), ('syncing', 'Syncing'), ('connected', 'Connected'), ('error', 'Error'), ('stopped', 'Stopped')], default='connecting', max_length=16)),
-                ('message', models.TextField(blank=True, default='')),
-                ('server_version', models.CharField(blank=True, default='', max_length=64)),
-                ('cluster_cidr', models.CharField(blank=True, default='', max_length=100)),
-                ('service_cidr', models.CharField(blank=True, default='', max_length=100)),
-                ('last_sync_at', models.DateTimeField(blank=True, null=True)),
-                ('last_event_at', models.DateTimeField(blank=True, null=True)),
-                ('error_since', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('cluster', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='source_state', to='dashboard.cluster')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("source", models.CharField(blank=True, default="", max_length=200)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("connecting", "Connecting"),
+                            ("syncing", "Syncing"),
+                            ("connected", "Connected"),
+                            ("error", "Error"),
+                            ("stopped", "Stopped"),
+                        ],
+                        default="connecting",
+                        max_length=16,
+                    ),
+                ),
+                ("message", models.TextField(blank=True, default="")),
+                ("server_version", models.CharField(blank=True, default="", max_length=64)),
+                ("cluster_cidr", models.CharField(blank=True, default="", max_length=100)),
+                ("service_cidr", models.CharField(blank=True, default="", max_length=100)),
+                ("last_sync_at", models.DateTimeField(blank=True, null=True)),
+                ("last_event_at", models.DateTimeField(blank=True, null=True)),
+                ("error_since", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "cluster",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="source_state", to="dashboard.cluster"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['cluster__name'],
+                "ordering": ["cluster__name"],
             },
         ),
         migrations.CreateModel(
-            name='ApiObject',
+            name="ApiObject",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('namespace', models.CharField(blank=True, default='', max_length=253)),
-                ('name', models.CharField(max_length=253)),
-                ('uid', models.CharField(blank=True, default='', max_length=64)),
-                ('resource_version', models.CharField(blank=True, default='', max_length=32)),
-                ('node_name', models.CharField(blank=True, default='', max_length=253)),
-                ('ref', models.CharField(blank=True, default='', max_length=600)),
-                ('windows', models.BooleanField(default=False)),
-                ('data', models.JSONField()),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_objects', to='dashboard.cluster')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(max_length=32)),
+                ("namespace", models.CharField(blank=True, default="", max_length=253)),
+                ("name", models.CharField(max_length=253)),
+                ("uid", models.CharField(blank=True, default="", max_length=64)),
+                ("resource_version", models.CharField(blank=True, default="", max_length=32)),
+                ("node_name", models.CharField(blank=True, default="", max_length=253)),
+                ("ref", models.CharField(blank=True, default="", max_length=600)),
+                ("windows", models.BooleanField(default=False)),
+                ("data", models.JSONField()),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "cluster",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="api_objects", to="dashboard.cluster"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['cluster', 'kind', 'node_name'], name='apiobject_by_node'), models.Index(fields=['cluster', 'kind', 'ref'], name='apiobject_by_ref'), models.Index(fields=['cluster', 'kind', 'windows'], name='apiobject_windows')],
-                'constraints': [models.UniqueConstraint(fields=('cluster', 'kind', 'namespace', 'name'), name='apiobject_unique_name')],
+                "indexes": [
+                    models.Index(fields=["cluster", "kind", "node_name"], name="apiobject_by_node"),
+                    models.Index(fields=["cluster", "kind", "ref"], name="apiobject_by_ref"),
+                    models.Index(fields=["cluster", "kind", "windows"], name="apiobject_windows"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("cluster", "kind", "namespace", "name"), name="apiobject_unique_name"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WorkloadFinding',
+            name="WorkloadFinding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('namespace', models.CharField(blank=True, default='', max_length=253)),
-                ('name', models.CharField(max_length=253)),
-                ('node_name', models.CharField(blank=True, default='', max_length=253)),
-                ('check_id', models.CharField(max_length=100)),
-                ('subject', models.CharField(blank=True, default='', max_length=400)),
-                ('severity', models.CharField(choices=[('critical', 'Critical'), ('warning', 'Warning'), ('info', 'Info')], max_length=16)),
-                ('status', models.CharField(choices=[('fail', 'Failing'), ('unknown', 'Unknown')], default='fail', max_length=16)),
-                ('title', models.CharField(max_length=300)),
-                ('summary', models.TextField()),
-                ('evidence', models.JSONField(default=list)),
-                ('fix', models.JSONField(default=list)),
-                ('docs', models.URLField(blank=True, default='', max_length=500)),
-                ('first_seen', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seen', models.DateTimeField(default=django.utils.timezone.now)),
-                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='workload_findings', to='dashboard.cluster')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(max_length=32)),
+                ("namespace", models.CharField(blank=True, default="", max_length=253)),
+                ("name", models.CharField(max_length=253)),
+                ("node_name", models.CharField(blank=True, default="", max_length=253)),
+                ("check_id", models.CharField(max_length=100)),
+                ("subject", models.CharField(blank=True, default="", max_length=400)),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[("critical", "Critical"), ("warning", "Warning"), ("info", "Info")], max_length=16
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("fail", "Failing"), ("unknown", "Unknown")], default="fail", max_length=16
+                    ),
+                ),
+                ("title", models.CharField(max_length=300)),
+                ("summary", models.TextField()),
+                ("evidence", models.JSONField(default=list)),
+                ("fix", models.JSONField(default=list)),
+                ("docs", models.URLField(blank=True, default="", max_length=500)),
+                ("first_seen", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seen", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "cluster",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="workload_findings",
+                        to="dashboard.cluster",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['namespace', 'kind', 'name', 'check_id', 'subject'],
-                'indexes': [models.Index(fields=['cluster', 'node_name'], name='workloadfinding_by_node'), models.Index(fields=['namespace', 'check_id'], name='workloadfinding_filter')],
-                'constraints': [models.UniqueConstraint(fields=('cluster', 'kind', 'namespace', 'name', 'check_id', 'subject'), name='workloadfinding_unique')],
+                "ordering": ["namespace", "kind", "name", "check_id", "subject"],
+                "indexes": [
+                    models.Index(fields=["cluster", "node_name"], name="workloadfinding_by_node"),
+                    models.Index(fields=["namespace", "check_id"], name="workloadfinding_filter"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("cluster", "kind", "namespace", "name", "check_id", "subject"),
+                        name="workloadfinding_unique",
+                    )
+                ],
             },
         ),
     ]

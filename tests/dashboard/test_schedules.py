@@ -28,9 +28,8 @@ def store_report(node: Node, **overrides: Any) -> Report:
     doc = make_report(cluster=node.cluster.name, node=node.name, **overrides)
     now = timezone.now()
     Node.objects.filter(pk=node.pk).update(last_report_at=now)
-    return Report.objects.create(
-        node=node, received_at=now, collected_at=now, agent_version="0.1.0", payload=Report.pack(json.dumps(doc).encode())
-    )
+    payload = Report.pack(json.dumps(doc).encode())
+    return Report.objects.create(node=node, received_at=now, collected_at=now, agent_version="0.1.0", payload=payload)
 
 
 def make_schedule(**fields: Any) -> Schedule:
