@@ -348,9 +348,9 @@ class Bundle(models.Model):
     def __str__(self) -> str:
         return f"bundle {self.pk} ({self.get_state_display()})"
 
+    def get_absolute_url(self) -> str:
+        return reverse("bundle", args=[self.pk])
+
     @property
     def finished(self) -> bool:
         return self.state in (self.DONE, self.FAILED)
-
-    def get_absolute_url(self) -> str:
-        return reverse("bundle", args=[self.pk])

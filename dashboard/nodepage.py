@@ -9,7 +9,7 @@ from dashboard import agents, lifecycle
 from dashboard.cluster.pages import node_pods
 from dashboard.models import DiagnosisRun, Finding, Node, Report
 from dashboard.roles import is_operator
-from diagnostics.model import Severity
+from diagnostics.model import Severity, Status
 from diagnostics.report import ReportError, parse_report, snapshot_from_report
 
 SEVERITY_RANK = {s.slug: s.rank for s in Severity}
@@ -18,6 +18,14 @@ SEVERITY_RANK = {s.slug: s.rank for s in Severity}
 def open_findings(node: Node) -> list[Finding]:
     rows = list(node.findings.filter(resolved_at__isnull=True).select_related("acknowledged_by"))
     return sorted(rows, key=lambda f: (-SEVERITY_RANK.get(f.severity, 0), f.status != "fail", f.check_id, f.subject))
+
+
+def split_findings(rows: list[Finding]) -> dict[str, list[Finding]]:
+    """Failing findings, and the checks that could not decide for lack of data."""
+    return {
+        "findings": [f for f in rows if f.status == Status.FAIL.slug],
+        "undecided": [f for f in rows if f.status != Status.FAIL.slug],
+    }
 
 
 @lru_cache(maxsize=256)
@@ -61,7 +69,7 @@ def node_context(node: Node, user: Any) -> dict[str, Any]:
         "agent_online": agents.is_online(node.pk),
         "requests": agents.history(node.pk),
         "node": node,
-        "findings": open_findings(node),
+        **split_findings(open_findings(node)),
         "timeline": lifecycle.timeline(node),
         "pods": node_pods(node),
         "reports": recent,

@@ -7,34 +7,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dashboard', '0003_cluster_source'),
+        ("dashboard", "0003_cluster_source"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Bundle',
+            name="Bundle",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('pending', 'Waiting'), ('running', 'Building'), ('done', 'Ready'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('progress', models.PositiveSmallIntegerField(default=0)),
-                ('fmt', models.CharField(choices=[('tar.gz', '.tar.gz'), ('zip', '.zip')], default='tar.gz', max_length=8)),
-                ('redact', models.BooleanField(default=True)),
-                ('redact_ips', models.BooleanField(default=False)),
-                ('redact_hosts', models.BooleanField(default=False)),
-                ('file_name', models.CharField(blank=True, default='', max_length=255)),
-                ('size_bytes', models.BigIntegerField(default=0)),
-                ('error', models.TextField(blank=True, default='')),
-                ('redactions', models.JSONField(blank=True, default=dict)),
-                ('nodes', models.ManyToManyField(related_name='bundles', to='dashboard.node')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting"),
+                            ("running", "Building"),
+                            ("done", "Ready"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("progress", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "fmt",
+                    models.CharField(choices=[("tar.gz", ".tar.gz"), ("zip", ".zip")], default="tar.gz", max_length=8),
+                ),
+                ("redact", models.BooleanField(default=True)),
+                ("redact_ips", models.BooleanField(default=False)),
+                ("redact_hosts", models.BooleanField(default=False)),
+                ("file_name", models.CharField(blank=True, default="", max_length=255)),
+                ("size_bytes", models.BigIntegerField(default=0)),
+                ("error", models.TextField(blank=True, default="")),
+                ("redactions", models.JSONField(blank=True, default=dict)),
+                ("nodes", models.ManyToManyField(related_name="bundles", to="dashboard.node")),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

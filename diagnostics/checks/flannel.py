@@ -65,6 +65,8 @@ def _hns_pod_subnet(snap: NodeSnapshot) -> str:
 def subnet_env_missing(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("flannel.subnet-env-missing")
     fact = snap.file("subnet.env")
+    if fact is not None and fact.exists:
+        return  # the file is there now: errors still in the log tail are history
     flannel = uses_flannel(snap)
     missing = fact is not None and not fact.exists and flannel is not False
     if not hits and not missing:

@@ -22,7 +22,8 @@ class TestSubnetEnvMissing:
         assert "FLANNEL_MTU=1500" in written
 
     def test_it_reports_kubelet_sandbox_errors_naming_subnet_env(self) -> None:
-        snap = make_snapshot(logs={"kubelet": fixture_text("logs/kubelet-subnet-env.log")})
+        # A bundle of logs only: the file itself was not collected.
+        snap = make_snapshot(files={"subnet.env": None}, logs={"kubelet": fixture_text("logs/kubelet-subnet-env.log")})
 
         [finding] = failures(snap, SUBNET_ENV_MISSING)
 
@@ -217,3 +218,9 @@ class TestSubnetMismatch:
 
     def test_it_stays_quiet_on_a_healthy_node(self) -> None:
         assert failures(make_snapshot(), "flannel.subnet-mismatch") == []
+
+
+def test_it_stays_quiet_once_subnet_env_is_back_even_with_old_errors_in_the_log() -> None:
+    snap = make_snapshot(logs={"kubelet": fixture_text("logs/kubelet-subnet-env.log")})
+    assert snap.hits(SUBNET_ENV_MISSING), "the log still holds the old error"
+    assert failures(snap, SUBNET_ENV_MISSING) == []
