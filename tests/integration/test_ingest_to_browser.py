@@ -26,7 +26,7 @@ def test_a_fault_in_a_report_reaches_the_node_page_and_its_fix_resolves_it(stack
 
         status, body = post(stack.url, token, make_report())
         assert status == 202, body
-        wait_for_frame(socket, "No open findings", absent="flannel.subnet-env-missing")
+        wait_for_frame(socket, "No open findings", absent='data-check="flannel.subnet-env-missing"')
 
     finding = Finding.objects.get(check_id="flannel.subnet-env-missing")
     assert finding.resolved_at is not None
