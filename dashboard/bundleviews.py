@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import bundles, tasks
+from dashboard.http import AuthedRequest
 from dashboard.models import Bundle, Node
 from dashboard.roles import operator_required
 
@@ -16,7 +17,7 @@ def _node(cluster: str, name: str) -> Node:
     return get_object_or_404(Node.objects.select_related("cluster"), cluster__name=cluster, name=name)
 
 
-def _create(request: HttpRequest, nodes: list[Node]) -> Bundle:
+def _create(request: AuthedRequest, nodes: list[Node]) -> Bundle:
     fmt = request.POST.get("format", "tar.gz")
     bundle = Bundle.objects.create(
         requested_by=request.user,
@@ -32,7 +33,7 @@ def _create(request: HttpRequest, nodes: list[Node]) -> Bundle:
 
 @operator_required
 @require_POST
-def export_node(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
+def export_node(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
     target = _node(cluster, name)
     bundle = _create(request, [target])
     if request.htmx:
@@ -43,7 +44,7 @@ def export_node(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
 
 @operator_required
 @require_POST
-def export_selection(request: HttpRequest) -> HttpResponse:
+def export_selection(request: AuthedRequest) -> HttpResponse:
     ids = [int(i) for i in request.POST.getlist("node") if i.isdigit()][:500]
     nodes = list(Node.objects.select_related("cluster").filter(pk__in=ids))
     if not nodes:
@@ -54,7 +55,7 @@ def export_selection(request: HttpRequest) -> HttpResponse:
 
 @operator_required
 @require_GET
-def bundle_page(request: HttpRequest, bundle_id: int) -> HttpResponse:
+def bundle_page(request: AuthedRequest, bundle_id: int) -> HttpResponse:
     bundle = get_object_or_404(Bundle, pk=bundle_id)
     context = {"bundle": bundle, "nodes": list(bundle.nodes.select_related("cluster"))}
     if request.htmx and not request.htmx.boosted:
@@ -64,7 +65,7 @@ def bundle_page(request: HttpRequest, bundle_id: int) -> HttpResponse:
 
 @operator_required
 @require_GET
-def download(request: HttpRequest, bundle_id: int) -> FileResponse:
+def download(request: AuthedRequest, bundle_id: int) -> FileResponse:
     bundle = get_object_or_404(Bundle, pk=bundle_id)
     path = bundles.file_path(bundle)
     if path is None:
@@ -75,7 +76,7 @@ def download(request: HttpRequest, bundle_id: int) -> FileResponse:
 
 @operator_required
 @require_GET
-def open_issue(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
+def open_issue(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
     target = _node(cluster, name)
     try:
         url = bundles.github_issue_url(target)

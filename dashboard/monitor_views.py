@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import lifecycle, live, notify, schedules, tasks
 from dashboard.forms import AcknowledgeForm, ChannelForm, ScheduleForm, SilenceForm
+from dashboard.http import AuthedRequest
 from dashboard.models import Cluster, Finding
 from dashboard.monitoring import Delivery, NotificationChannel, Schedule, ScheduleRun
 from dashboard.roles import is_operator, operator_required
@@ -20,7 +21,7 @@ from dashboard.roles import is_operator, operator_required
 # -- schedules ----------------------------------------------------------------
 
 
-def _schedules_page(request: HttpRequest, form: ScheduleForm | None, *, status: int = 200) -> HttpResponse:
+def _schedules_page(request: AuthedRequest, form: ScheduleForm | None, *, status: int = 200) -> HttpResponse:
     rows = list(Schedule.objects.select_related("periodic_task"))
     last = schedules.last_runs(rows)
     context = {
@@ -33,13 +34,13 @@ def _schedules_page(request: HttpRequest, form: ScheduleForm | None, *, status: 
 
 @login_required
 @require_GET
-def schedule_list(request: HttpRequest) -> HttpResponse:
+def schedule_list(request: AuthedRequest) -> HttpResponse:
     return _schedules_page(request, None)
 
 
 @operator_required
 @require_POST
-def schedule_create(request: HttpRequest) -> HttpResponse:
+def schedule_create(request: AuthedRequest) -> HttpResponse:
     form = ScheduleForm(request.POST)
     if not form.is_valid():
         return _schedules_page(request, form, status=400)
@@ -59,14 +60,14 @@ def _schedule_page(
 
 @login_required
 @require_GET
-def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def schedule_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(Schedule, pk=pk)
     return _schedule_page(request, schedule, ScheduleForm(instance=schedule) if is_operator(request.user) else None)
 
 
 @operator_required
 @require_POST
-def schedule_update(request: HttpRequest, pk: int) -> HttpResponse:
+def schedule_update(request: AuthedRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(Schedule, pk=pk)
     form = ScheduleForm(request.POST, instance=schedule)
     if not form.is_valid():
@@ -80,7 +81,7 @@ def schedule_update(request: HttpRequest, pk: int) -> HttpResponse:
 
 @operator_required
 @require_POST
-def schedule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+def schedule_toggle(request: AuthedRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(Schedule, pk=pk)
     schedule.enabled = not schedule.enabled
     with transaction.atomic():
@@ -92,7 +93,7 @@ def schedule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 
 @operator_required
 @require_POST
-def schedule_run(request: HttpRequest, pk: int) -> HttpResponse:
+def schedule_run(request: AuthedRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(Schedule, pk=pk)
     tasks.run_schedule.delay(schedule.pk, ScheduleRun.TRIGGER_MANUAL)
     messages.info(request, f"Schedule {schedule.name!r} started; its run appears below.")
@@ -101,7 +102,7 @@ def schedule_run(request: HttpRequest, pk: int) -> HttpResponse:
 
 @operator_required
 @require_POST
-def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def schedule_delete(request: AuthedRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(Schedule, pk=pk)
     schedules.delete_schedule(schedule)
     messages.success(request, f"Schedule {schedule.name!r} deleted.")
@@ -113,7 +114,7 @@ def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def history(request: HttpRequest) -> HttpResponse:
+def history(request: AuthedRequest) -> HttpResponse:
     window = request.GET.get("window", "24h")
     window = window if window in lifecycle.HISTORY_WINDOWS else "24h"
     cluster = request.GET.get("cluster", "").strip()[:63]
@@ -127,7 +128,7 @@ def history(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/history.html", context)
 
 
-def _finding_done(request: HttpRequest, finding: Finding, error: str = "", success: str = "") -> HttpResponse:
+def _finding_done(request: AuthedRequest, finding: Finding, error: str = "", success: str = "") -> HttpResponse:
     """After an action on a finding: the node page for a plain form; for htmx, a status (the page updates live)."""
     if not error:
         live.node_changed(finding.node.pk, finding.node.group, findings_changed=True)
@@ -146,7 +147,7 @@ def _finding(pk: int) -> Finding:
 
 @operator_required
 @require_POST
-def finding_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+def finding_acknowledge(request: AuthedRequest, pk: int) -> HttpResponse:
     finding = _finding(pk)
     form = AcknowledgeForm(request.POST)
     if not form.is_valid():
@@ -160,7 +161,7 @@ def finding_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
 
 @operator_required
 @require_POST
-def finding_silence(request: HttpRequest, pk: int) -> HttpResponse:
+def finding_silence(request: AuthedRequest, pk: int) -> HttpResponse:
     finding = _finding(pk)
     form = SilenceForm(request.POST)
     if not form.is_valid():
@@ -175,7 +176,7 @@ def finding_silence(request: HttpRequest, pk: int) -> HttpResponse:
 
 @operator_required
 @require_POST
-def finding_unsilence(request: HttpRequest, pk: int) -> HttpResponse:
+def finding_unsilence(request: AuthedRequest, pk: int) -> HttpResponse:
     finding = _finding(pk)
     lifecycle.unsilence(finding, request.user, note="ended by hand")
     return _finding_done(request, finding, success=f"{finding.check_id}: silence ended.")
@@ -184,7 +185,7 @@ def finding_unsilence(request: HttpRequest, pk: int) -> HttpResponse:
 # -- notifications ------------------------------------------------------------
 
 
-def _notifications_page(request: HttpRequest, form: ChannelForm | None, *, status: int = 200) -> HttpResponse:
+def _notifications_page(request: AuthedRequest, form: ChannelForm | None, *, status: int = 200) -> HttpResponse:
     context = {
         "channels": list(NotificationChannel.objects.all()),
         "deliveries": list(
@@ -199,13 +200,13 @@ def _notifications_page(request: HttpRequest, form: ChannelForm | None, *, statu
 
 @login_required
 @require_GET
-def notifications(request: HttpRequest) -> HttpResponse:
+def notifications(request: AuthedRequest) -> HttpResponse:
     return _notifications_page(request, None)
 
 
 @operator_required
 @require_POST
-def channel_create(request: HttpRequest) -> HttpResponse:
+def channel_create(request: AuthedRequest) -> HttpResponse:
     form = ChannelForm(request.POST)
     if not form.is_valid():
         return _notifications_page(request, form, status=400)
@@ -218,7 +219,7 @@ def channel_create(request: HttpRequest) -> HttpResponse:
 
 @operator_required
 @require_POST
-def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
+def channel_test(request: AuthedRequest, pk: int) -> HttpResponse:
     channel = get_object_or_404(NotificationChannel, pk=pk)
     delivery = notify.send_test(channel)
     if delivery.state == Delivery.SENT:
@@ -230,7 +231,7 @@ def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 @operator_required
 @require_POST
-def channel_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+def channel_toggle(request: AuthedRequest, pk: int) -> HttpResponse:
     channel = get_object_or_404(NotificationChannel, pk=pk)
     channel.enabled = not channel.enabled
     channel.save(update_fields=["enabled"])
@@ -240,7 +241,7 @@ def channel_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 
 @operator_required
 @require_POST
-def channel_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def channel_delete(request: AuthedRequest, pk: int) -> HttpResponse:
     channel = get_object_or_404(NotificationChannel, pk=pk)
     channel.delete()
     messages.success(request, f"Channel {channel.name!r} deleted with its delivery log.")

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -16,6 +16,7 @@ from agent.protocol import RequestError
 from dashboard import tasks
 from dashboard.agents import send_request
 from dashboard.fleet import FleetQuery, fleet_context
+from dashboard.http import AuthedRequest
 from dashboard.models import AgentToken, DiagnosisRun, Node
 from dashboard.models import enroll as enroll_node
 from dashboard.nodepage import node_context
@@ -23,7 +24,7 @@ from dashboard.roles import operator_required
 
 
 @require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
+def healthz(request: AuthedRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
@@ -31,7 +32,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 @require_GET
-def fleet(request: HttpRequest) -> HttpResponse:
+def fleet(request: AuthedRequest) -> HttpResponse:
     context = fleet_context(FleetQuery.from_params(request.GET))
     if request.htmx and not request.htmx.boosted:
         return render(request, "dashboard/fleet.html#fleet-table", context)
@@ -44,13 +45,13 @@ def _node(cluster: str, name: str) -> Node:
 
 @login_required
 @require_GET
-def node(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
+def node(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
     return render(request, "dashboard/node.html", node_context(_node(cluster, name), request.user))
 
 
 @operator_required
 @require_POST
-def run_diagnostics(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
+def run_diagnostics(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
     target = _node(cluster, name)
     run = DiagnosisRun.objects.create(node=target, trigger=DiagnosisRun.TRIGGER_MANUAL, requested_by=request.user)
     tasks.run_now.delay(run.pk)
@@ -62,7 +63,7 @@ def run_diagnostics(request: HttpRequest, cluster: str, name: str) -> HttpRespon
 
 @operator_required
 @require_POST
-def create_token(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
+def create_token(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
     target = _node(cluster, name)
     label = request.POST.get("label", "").strip()[:100]
     _token, raw = AgentToken.issue(target, label=label, user=request.user)
@@ -73,7 +74,7 @@ def create_token(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
 
 @operator_required
 @require_POST
-def revoke_token(request: HttpRequest, cluster: str, name: str, token_id: int) -> HttpResponse:
+def revoke_token(request: AuthedRequest, cluster: str, name: str, token_id: int) -> HttpResponse:
     target = _node(cluster, name)
     token = get_object_or_404(AgentToken, pk=token_id, node=target)
     if token.revoked_at is None:
@@ -85,7 +86,7 @@ def revoke_token(request: HttpRequest, cluster: str, name: str, token_id: int) -
 
 @operator_required
 @require_POST
-def enroll(request: HttpRequest) -> HttpResponse:
+def enroll(request: AuthedRequest) -> HttpResponse:
     """Register a node and show its new token once."""
     try:
         target, raw = enroll_node(
@@ -119,7 +120,7 @@ def _request_args(name: str, form: Any) -> dict[str, Any]:
 
 @operator_required
 @require_POST
-def agent_request(request: HttpRequest, cluster: str, name: str) -> HttpResponse:
+def agent_request(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
     """Send a named on-demand request (a connectivity test, collect now) to the node's agent."""
     target = _node(cluster, name)
     kind = request.POST.get("request", "")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from dashboard.cluster.pages import WorkloadQuery, workloads_context
+from dashboard.http import AuthedRequest
 
 
 @login_required
 @require_GET
-def workloads(request: HttpRequest) -> HttpResponse:
+def workloads(request: AuthedRequest) -> HttpResponse:
     context = workloads_context(WorkloadQuery.from_params(request.GET))
     if request.htmx and not request.htmx.boosted:
         return render(request, "dashboard/workloads.html#workloads-table", context)
