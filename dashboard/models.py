@@ -182,11 +182,10 @@ class LogTail(models.Model):
         return f"{self.kind} log of node {self.node_id}"
 
 
-class Finding(models.Model):
-    """A finding's life on one node: opened, updated while it persists, resolved, reopened."""
+class FindingContent(models.Model):
+    """What a stored finding says (the ``findings/v1`` fields) and when it was seen."""
 
-    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="findings")
-    check_id = models.CharField(max_length=100, db_index=True)
+    check_id = models.CharField(max_length=100)
     subject = models.CharField(max_length=400, blank=True, default="")
     severity = models.CharField(max_length=16, choices=SEVERITY_CHOICES)
     status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=Status.FAIL.slug)
@@ -197,6 +196,16 @@ class Finding(models.Model):
     docs = models.URLField(max_length=500, blank=True, default="")
     first_seen = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+class Finding(FindingContent):
+    """A finding's life on one node: opened, updated while it persists, resolved, reopened."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="findings")
+    check_id = models.CharField(max_length=100, db_index=True)
     seen_count = models.PositiveIntegerField(default=1)
     resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Lifecycle (dashboard.lifecycle): an operator acknowledges an open finding with a note,

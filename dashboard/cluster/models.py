@@ -10,8 +10,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from dashboard.models import SEVERITY_CHOICES, STATUS_CHOICES, Cluster
-from diagnostics.model import Severity, Status
+from dashboard.models import Cluster, FindingContent
+from diagnostics.model import Severity
 
 
 class ApiObject(models.Model):
@@ -91,7 +91,7 @@ class SourceState(models.Model):
         return self.state == self.CONNECTED
 
 
-class WorkloadFinding(models.Model):
+class WorkloadFinding(FindingContent):
     """A workload check's finding on one API object (a pod or a controller); deleted once it passes."""
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="workload_findings")
@@ -99,17 +99,6 @@ class WorkloadFinding(models.Model):
     namespace = models.CharField(max_length=253, blank=True, default="")
     name = models.CharField(max_length=253)
     node_name = models.CharField(max_length=253, blank=True, default="")
-    check_id = models.CharField(max_length=100)
-    subject = models.CharField(max_length=400, blank=True, default="")
-    severity = models.CharField(max_length=16, choices=SEVERITY_CHOICES)
-    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=Status.FAIL.slug)
-    title = models.CharField(max_length=300)
-    summary = models.TextField()
-    evidence = models.JSONField(default=list)
-    fix = models.JSONField(default=list)
-    docs = models.URLField(max_length=500, blank=True, default="")
-    first_seen = models.DateTimeField(default=timezone.now)
-    last_seen = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["namespace", "kind", "name", "check_id", "subject"]
