@@ -228,13 +228,13 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
                 step = Step(rate)
                 watched: list[tuple[int, float]] = []
 
-                async def send(name: str, step: Step = step, watched: list[tuple[int, float]] = watched) -> None:
+                async def send(
+                    name: str, body: bytes, step: Step = step, watched: list[tuple[int, float]] = watched
+                ) -> None:
                     async with locks[name]:  # an agent sends its reports one after the other
-                        await post_one(name, step, watched)
+                        await post_one(name, body, step, watched)
 
-                async def post_one(name: str, step: Step, watched: list[tuple[int, float]]) -> None:
-                    sequences[name] += 1
-                    body = make_report("bench", name, sequences[name])
+                async def post_one(name: str, body: bytes, step: Step, watched: list[tuple[int, float]]) -> None:
                     headers = {
                         "Authorization": f"Bearer {tokens[name]}",
                         "Content-Encoding": "gzip",
@@ -252,16 +252,21 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
                     except (TimeoutError, aiohttp.ClientError):
                         step.errors += 1
 
+                # The reports are built before the clock starts: the load generator
+                # shares the machine's two cores with the server it measures.
+                schedule = []
+                for i in range(int(rate * args.step_seconds)):
+                    name = WATCHED if i % args.watch_every == 0 else names[i % len(names)]
+                    sequences[name] += 1
+                    schedule.append((name, make_report("bench", name, sequences[name])))
                 pending = []
                 start = time.monotonic()
-                total = int(rate * args.step_seconds)
-                for i in range(total):
+                for i, (name, body) in enumerate(schedule):
                     target = start + i / rate
                     delay = target - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    name = WATCHED if i % args.watch_every == 0 else names[i % len(names)]
-                    pending.append(asyncio.create_task(send(name)))
+                    pending.append(asyncio.create_task(send(name, body)))
                     step.sent += 1
                 step.elapsed = time.monotonic() - start
                 await asyncio.gather(*pending)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -74,9 +75,28 @@ def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str
     A constant number of queries whatever the number of findings.
     """
     now = timezone.now()
+    current = {(f.check_id, f.subject): f for f in node.findings.filter(resolved_at__isnull=True)}
+    changes, rewritten = compare_findings(node, current, findings, checks_run, now)
+    prepare_opened(node, changes.opened, now)
+    write_changes(changes, rewritten, now)
+    record_transitions(node, changes.opened, changes.resolved, now)
+    return changes
+
+
+def compare_findings(
+    node: Node,
+    current: dict[tuple[str, str], Finding],
+    findings: Iterable[EngineFinding],
+    checks_run: set[str] | None,
+    now: datetime,
+) -> tuple[Changes, list[Finding]]:
+    """``reconcile``'s decisions, without a query: the changes, and the rows whose content changed.
+
+    ``current`` is the node's open findings by (check, subject). Rows are changed in memory only;
+    ``write_changes`` stores them.
+    """
     changes = Changes()
     rewritten: list[Finding] = []  # still failing, with new content: a full update
-    current = {(f.check_id, f.subject): f for f in node.findings.filter(resolved_at__isnull=True)}
     seen: set[tuple[str, str]] = set()
     for found in findings:
         key = (found.check, found.subject)
@@ -112,7 +132,14 @@ def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str
             changes.resolved.append(row)
         else:
             changes.still_open.append(row)
-    prepare_opened(node, changes.opened, now)
+    return changes, rewritten
+
+
+def write_changes(changes: Changes, rewritten: list[Finding], now: datetime) -> None:
+    """Store what ``compare_findings`` decided (of one node or many together) in at most four queries.
+
+    Opened findings must have been prepared (``lifecycle.prepare_opened``) first.
+    """
     Finding.objects.bulk_create(changes.opened)
     # Most runs find what the last one found: one UPDATE marks those as seen again,
     # and only findings whose content changed pay for a per-row bulk update.
@@ -124,8 +151,6 @@ def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str
         Finding.objects.bulk_update(rewritten, ["severity", "status", "title", "summary", "evidence", "fix", "docs"])
     if changes.resolved:
         Finding.objects.filter(pk__in=[r.pk for r in changes.resolved]).update(resolved_at=now)
-    record_transitions(node, changes.opened, changes.resolved, now)
-    return changes
 
 
 def refresh_summary(node: Node, open_findings: list[Finding]) -> None:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from dashboard.embedded import Supervisor, free_port, python, wait_for_http, web_command, worker_command
+from dashboard.live import redis_client
 
 
 @dataclass
@@ -52,6 +53,9 @@ def running_stack(*, worker: bool = True, beat: bool = False, env: dict[str, str
         "WND_LOG_LEVEL": "WARNING",
         **(env or {}),
     }
+    # Each test starts from an empty database (transactional tests flush it), so
+    # Redis starts empty too: no task queued, no agent presence or sequence left over.
+    redis_client().flushdb()
     port = free_port()
     stack = Stack(url=f"http://127.0.0.1:{port}", port=port, env=env)
     try:

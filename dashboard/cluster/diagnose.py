@@ -2,7 +2,8 @@
 
 Plain, idempotent functions: the watcher calls them for what a change affects,
 and tests and the bench call them directly. The storing of findings is
-``diagnosis.reconcile`` / ``refresh_summary``, shared with report diagnosis.
+``findings.reconcile_many`` (``diagnosis.reconcile`` for many nodes) and ``refresh_summary``,
+shared with report diagnosis.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from dashboard import live
+from dashboard.cluster.findings import reconcile_many
 from dashboard.cluster.models import ApiObject, WorkloadFinding
 from dashboard.cluster.snapshot import ClusterContext, api_base_snapshots, api_source
-from dashboard.diagnosis import reconcile, refresh_summary, snapshot_for
+from dashboard.diagnosis import refresh_summary, snapshot_for
 from dashboard.models import Cluster, Finding, Node
 from diagnostics.model import Finding as EngineFinding
 from diagnostics.model import Status
@@ -36,6 +38,11 @@ ENDPOINT_CHECKS = ("hns.stale-remote-endpoints", "hns.lb-policy-missing")
 # and those comparing it with the other Windows nodes and the API server.
 PEER_CHECKS = ("node.version-skew", "node.config-drift")
 CLUSTER_WIDE_CHECKS = ENDPOINT_CHECKS + PEER_CHECKS
+# Checks that read neither the pods nor the events of a node (the Node object, agent data and the
+# cluster view only): re-running only these skips reading every pod, the bulk of the API objects.
+WITHOUT_WORKLOADS = frozenset(PEER_CHECKS)
+# Nodes whose findings are stored in one transaction: few queries, short locks.
+STORE_BATCH = 200
 
 
 @cache
@@ -74,14 +81,14 @@ def diagnose_nodes(
     if not nodes:
         return 0
     context = ClusterContext.current(cluster.pk, cluster.name)
-    bases = api_base_snapshots(nodes, context)
+    bases = api_base_snapshots(nodes, context, workloads=wanted is None or not set(wanted) <= WITHOUT_WORKLOADS)
     stored: dict[int, set[tuple[str, ...]]] = {n.pk: set() for n in nodes}
     rows = Finding.objects.filter(node__in=nodes, resolved_at__isnull=True)
     if wanted is not None:
         rows = rows.filter(check_id__in=wanted)
     for row in rows.values_list("node_id", "check_id", "subject", "severity", "status", "summary"):
         stored[row[0]].add(tuple(row[1:]))
-    changed_count = 0
+    pending: list[tuple[int, list[EngineFinding]]] = []  # nodes whose findings differ from those stored
     for node in nodes:
         snap = node_snapshot(node, bases.get(node.name))
         if snap is None:
@@ -92,17 +99,20 @@ def diagnose_nodes(
         found = {(f.check, f.subject[:400], f.severity.slug, f.status.slug, f.summary) for f in findings}
         if found == stored[node.pk]:
             continue  # nothing new to store or show
+        pending.append((node.pk, findings))
+    checks_run = set(wanted) if wanted is not None else None
+    for start in range(0, len(pending), STORE_BATCH):
+        batch = dict(pending[start : start + STORE_BATCH])
         for attempt in (1, 2):
             try:
-                changed = _store(node.pk, findings, set(wanted) if wanted is not None else None)
+                changed = _store(batch, checks_run)
                 break
             except IntegrityError:  # a report's diagnosis stored the same finding at the same moment
                 if attempt == 2:
                     raise
-        changed_count += 1
-        if changed is not None:
-            _tell(changed)
-    return changed_count
+        for node in changed:
+            _tell(node)
+    return len(pending)
 
 
 def _tell(node: Node) -> None:
@@ -113,28 +123,40 @@ def _tell(node: Node) -> None:
         log.warning("could not publish the change of %s", node, exc_info=True)
 
 
-def _store(node_id: int, findings: list[EngineFinding], checks_run: set[str] | None) -> Node | None:
-    """Reconcile under a lock on the node's row; return the node when its findings changed."""
+_SUMMARY_FIELDS = (
+    "health",
+    "health_rank",
+    "critical_count",
+    "warning_count",
+    "info_count",
+    "unknown_count",
+    "open_checks",
+)
+
+
+def _store(runs: dict[int, list[EngineFinding]], checks_run: set[str] | None) -> list[Node]:
+    """Reconcile these nodes' findings under a lock on their rows; return the nodes whose findings changed.
+
+    A constant number of queries for the batch (``reconcile_many``).
+    """
     with transaction.atomic():
-        node = Node.objects.select_for_update().select_related("cluster").get(pk=node_id)
-        changes = reconcile(node, findings, checks_run)
-        refresh_summary(node, changes.open)
-        if not changes.any and not changes.updated:
-            node.save(
-                update_fields=[
-                    "health",
-                    "health_rank",
-                    "critical_count",
-                    "warning_count",
-                    "info_count",
-                    "unknown_count",
-                    "open_checks",
-                ]
-            )
-            return None
-        node.version += 1
-        node.save()
-        return node if changes.any else None
+        nodes = list(
+            Node.objects.select_for_update(of=("self",))
+            .select_related("cluster")
+            .filter(pk__in=list(runs))
+            .order_by("pk")  # one order for every locker: no deadlock between two batches
+        )
+        changes = reconcile_many([(node, runs[node.pk]) for node in nodes], checks_run)
+        written: list[Node] = []
+        for node in nodes:
+            node_changes = changes[node.pk]
+            refresh_summary(node, node_changes.open)
+            if node_changes.any or node_changes.updated:
+                node.version += 1
+                if node_changes.any:
+                    written.append(node)
+        Node.objects.bulk_update(nodes, [*_SUMMARY_FIELDS, "version"])
+        return written
 
 
 def check_workloads(cluster: Cluster, pods: Iterable[tuple[str, str]]) -> int:

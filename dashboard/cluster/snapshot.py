@@ -10,6 +10,7 @@ never listed the node, so that a cluster without a source changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.db.models import Q
@@ -25,7 +26,16 @@ def api_source(cluster: str) -> str:
     return f"api:{cluster}"
 
 
-_CONTEXTS: dict[int, tuple[tuple[Any, ...], ClusterContext]] = {}
+@dataclass(frozen=True)
+class _Revision:
+    """What ``ClusterContext.current`` compares: (count, last update, highest id) of each part."""
+
+    peers: tuple[Any, ...]
+    services: tuple[Any, ...]
+    state: tuple[str, str, str]  # server version, cluster and service CIDRs
+
+
+_CONTEXTS: dict[int, tuple[_Revision, ClusterContext]] = {}
 
 
 def peer_summary(cluster: str, name: str, node: dict[str, Any]) -> PeerSummary:
@@ -34,6 +44,24 @@ def peer_summary(cluster: str, name: str, node: dict[str, Any]) -> PeerSummary:
 
     snap = NodeSnapshot(node=name, cluster=cluster, node_object=Fact(node, f"{api_source(cluster)} Node/{name}"))
     return PeerSummary(node=name, facts=peer_facts(snap))
+
+
+def _load_services(cluster_id: int) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
+    """The cluster's Service and EndpointSlice objects, by namespace and name."""
+    rows = ApiObject.objects.filter(cluster_id=cluster_id, kind__in=["Service", "EndpointSlice"]).order_by(
+        "kind", "namespace", "name"
+    )
+    services: list[dict[str, Any]] = []
+    slices: list[dict[str, Any]] = []
+    for kind, data in rows.values_list("kind", "data"):
+        (services if kind == "Service" else slices).append(data)
+    return tuple(services), tuple(slices)
+
+
+def _load_peers(cluster_id: int, cluster: str) -> tuple[PeerSummary, ...]:
+    """Every Windows node of the cluster as its peers see it, by name."""
+    nodes = dict(ApiObject.objects.filter(cluster_id=cluster_id, kind="Node", windows=True).values_list("name", "data"))
+    return tuple(peer_summary(cluster, name, data) for name, data in sorted(nodes.items()))
 
 
 @dataclass(frozen=True)
@@ -50,23 +78,14 @@ class ClusterContext:
 
     @classmethod
     def load(cls, cluster_id: int, cluster: str) -> ClusterContext:
-        rows = ApiObject.objects.filter(cluster_id=cluster_id, kind__in=["Service", "EndpointSlice"]).order_by(
-            "kind", "namespace", "name"
-        )
-        services: list[dict[str, Any]] = []
-        slices: list[dict[str, Any]] = []
-        for kind, data in rows.values_list("kind", "data"):
-            (services if kind == "Service" else slices).append(data)
-        nodes = dict(
-            ApiObject.objects.filter(cluster_id=cluster_id, kind="Node", windows=True).values_list("name", "data")
-        )
+        services, slices = _load_services(cluster_id)
         state = SourceState.objects.filter(cluster_id=cluster_id).first()
         return cls(
             cluster=cluster,
             server_version=state.server_version if state else "",
-            services=tuple(services),
-            endpoint_slices=tuple(slices),
-            peers=tuple(peer_summary(cluster, name, data) for name, data in sorted(nodes.items())),
+            services=services,
+            endpoint_slices=slices,
+            peers=_load_peers(cluster_id, cluster),
             # The API does not publish these; the cluster's configuration may (WND_CLUSTERS).
             cluster_cidr=state.cluster_cidr if state else "",
             service_cidr=state.service_cidr if state else "",
@@ -77,27 +96,65 @@ class ClusterContext:
         """``load``, reused while the cluster's services, slices, Windows nodes and version are unchanged.
 
         The revision is read in one aggregate query; a pod or event change (the usual burst) keeps it.
+        Services and slices, and the Windows nodes, have revisions of their own: a node's change reloads
+        the peers only, a slice's change the services and slices only.
         """
         from django.db.models import Count, Max
 
+        is_node = Q(kind="Node")
         revision = (
             ApiObject.objects.filter(cluster_id=cluster_id)
             .filter(Q(kind__in=["Service", "EndpointSlice"]) | Q(kind="Node", windows=True))
-            .aggregate(n=Count("id"), last=Max("updated_at"), top=Max("id"))
+            .aggregate(
+                nodes=Count("id", filter=is_node),
+                nodes_last=Max("updated_at", filter=is_node),
+                nodes_top=Max("id", filter=is_node),
+                services=Count("id", filter=~is_node),
+                services_last=Max("updated_at", filter=~is_node),
+                services_top=Max("id", filter=~is_node),
+            )
         )
         state = SourceState.objects.filter(cluster_id=cluster_id).values_list(
             "server_version", "cluster_cidr", "service_cidr"
         )
-        key = (cluster_id, revision["n"], revision["last"], revision["top"], *(state.first() or ()))
+        server_version, cluster_cidr, service_cidr = state.first() or ("", "", "")
+        key = _Revision(
+            peers=(revision["nodes"], revision["nodes_last"], revision["nodes_top"]),
+            services=(revision["services"], revision["services_last"], revision["services_top"]),
+            state=(server_version, cluster_cidr, service_cidr),
+        )
         cached = _CONTEXTS.get(cluster_id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        context = cls.load(cluster_id, cluster)
+        old_key, old = cached if cached is not None and cached[1].cluster == cluster else (None, None)
+        if old is not None and old_key == key:
+            return old
+        if old is not None and old_key is not None and old_key.services == key.services:
+            services, slices = old.services, old.endpoint_slices
+        else:
+            services, slices = _load_services(cluster_id)
+        if old is not None and old_key is not None and old_key.peers == key.peers:
+            peers = old.peers
+        else:
+            peers = _load_peers(cluster_id, cluster)
+        context = cls(
+            cluster=cluster,
+            server_version=server_version,
+            services=services,
+            endpoint_slices=slices,
+            peers=peers,
+            cluster_cidr=cluster_cidr,
+            service_cidr=service_cidr,
+        )
         _CONTEXTS[cluster_id] = (key, context)
         return context
 
+    @cached_property
+    def _peer_index(self) -> dict[str, int]:
+        return {p.node: i for i, p in enumerate(self.peers)}
+
     def view_for(self, node: str) -> ClusterView:
-        peers = tuple(p for p in self.peers if p.node != node)
+        """The cluster as ``node`` sees it: its peers are the other Windows nodes."""
+        at = self._peer_index.get(node)
+        peers = self.peers if at is None else self.peers[:at] + self.peers[at + 1 :]
         return ClusterView(
             server_version=self.server_version,
             cluster_cidr=self.cluster_cidr,
@@ -109,8 +166,15 @@ class ClusterContext:
         )
 
 
-def api_base_snapshots(nodes: list[Node], context: ClusterContext) -> dict[str, NodeSnapshot]:
-    """``api_base_snapshot`` for many nodes of one cluster in a constant number of queries."""
+def api_base_snapshots(
+    nodes: list[Node], context: ClusterContext, *, workloads: bool = True
+) -> dict[str, NodeSnapshot]:
+    """``api_base_snapshot`` for many nodes of one cluster in a constant number of queries.
+
+    ``workloads=False`` leaves out the pods and events (``pods`` and ``events`` are None, "not
+    collected"): for checks that never read them, whose callers would otherwise pay for reading every
+    pod of every node.
+    """
     if not nodes:
         return {}
     cluster_id = nodes[0].cluster_id
@@ -120,22 +184,23 @@ def api_base_snapshots(nodes: list[Node], context: ClusterContext) -> dict[str, 
         ApiObject.objects.filter(cluster_id=cluster_id, kind="Node", name__in=names).values_list("name", "data")
     )
     pods: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
-    for node_name, ns, name, data in (
-        ApiObject.objects.filter(cluster_id=cluster_id, kind="Pod", node_name__in=names)
-        .order_by("namespace", "name")
-        .values_list("node_name", "namespace", "name", "data")
-    ):
-        pods.setdefault(node_name, []).append((ns, name, data))
-    owner = {object_key("Node", "", n): n for n in names}
-    owner.update({object_key("Pod", ns, name): n for n, found in pods.items() for ns, name, _ in found})
     events: dict[str, list[dict[str, Any]]] = {}
-    for ref, data in (
-        ApiObject.objects.filter(cluster_id=cluster_id, kind="Event", node_name__in=names)
-        .order_by("namespace", "name")
-        .values_list("ref", "data")
-    ):
-        if ref in owner:
-            events.setdefault(owner[ref], []).append(data)
+    if workloads:
+        for node_name, ns, name, data in (
+            ApiObject.objects.filter(cluster_id=cluster_id, kind="Pod", node_name__in=names)
+            .order_by("namespace", "name")
+            .values_list("node_name", "namespace", "name", "data")
+        ):
+            pods.setdefault(node_name, []).append((ns, name, data))
+        owner = {object_key("Node", "", n): n for n in names}
+        owner.update({object_key("Pod", ns, name): n for n, found in pods.items() for ns, name, _ in found})
+        for ref, data in (
+            ApiObject.objects.filter(cluster_id=cluster_id, kind="Event", node_name__in=names)
+            .order_by("namespace", "name")
+            .values_list("ref", "data")
+        ):
+            if ref in owner:
+                events.setdefault(owner[ref], []).append(data)
     out: dict[str, NodeSnapshot] = {}
     for name in names:
         if name not in objects:
@@ -144,8 +209,8 @@ def api_base_snapshots(nodes: list[Node], context: ClusterContext) -> dict[str, 
             node=name,
             cluster=context.cluster,
             node_object=Fact(objects[name], f"{source} Node/{name}"),
-            pods=Fact(tuple(data for _ns, _name, data in pods.get(name, [])), source),
-            events=Fact(tuple(events.get(name, [])), source),
+            pods=Fact(tuple(data for _ns, _name, data in pods.get(name, [])), source) if workloads else None,
+            events=Fact(tuple(events.get(name, [])), source) if workloads else None,
             cluster_view=context.view_for(name),
         )
     return out

@@ -26,15 +26,15 @@ import gzip
 import hashlib
 import io
 import json
-import queue
 import re
+import shutil
 import tarfile
 import tempfile
-import threading
 import time
 import zipfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +50,8 @@ FORMATS = ("tar.gz", "zip")
 BLOCK = 1 << 20
 SPOOL_BYTES = 8 << 20  # a log smaller than this never touches the disk
 COMPRESS_LEVEL = 6  # what ``tar czf`` uses
+GZIP_CHUNK = 1 << 20  # input of one gzip member of a .tar.gz
+GZIP_WORKERS = 2  # threads compressing members at once
 
 # Probe id -> the file people read in node/ (names the bundle reader recognizes too).
 PROBE_FILES: dict[str, str] = {
@@ -442,41 +444,103 @@ class _Sink:
         raise NotImplementedError
 
 
-class _TarSink(_Sink):
-    """A gzip-compressed tar, written as a stream (the output need not be seekable).
+class _GzipMembers:
+    """A gzip stream written as a series of members, compressed in parallel, written in order.
 
-    Compression runs in a thread of its own (zlib releases the GIL), so that one log is
-    compressed while the next one is redacted: what ``tar czf`` gets from piping to gzip.
+    RFC 1952 lets a gzip file be several members one after the other; ``gunzip``, ``tar``
+    and Python's ``gzip``/``tarfile`` read them as one stream. Fixed-size chunks of input
+    are compressed by a small pool of threads (zlib and crc32 release the GIL), so that
+    compression runs on other cores while this thread redacts. At most ``workers + 1``
+    chunks are in flight: memory stays bounded whatever the size of the input.
+
+    Each chunk goes to the file that was the destination when it was queued (``divert``),
+    and ``then`` queues an action that runs once every chunk queued before it is written:
+    a tar member's data is compressed before its header is known, then copied after it.
+    """
+
+    def __init__(self, out: BinaryIO, mtime: int, *, chunk: int = GZIP_CHUNK, workers: int = GZIP_WORKERS) -> None:
+        self.dest: IO[bytes] = out
+        self.mtime = mtime
+        self.chunk = chunk
+        self.workers = workers
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bundle-gzip")
+        self.pending: deque[tuple[Future[bytes], IO[bytes]] | Callable[[], None]] = deque()
+        self.pieces: list[bytes] = []
+        self.buffered = 0
+        self.written = 0  # uncompressed bytes so far
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        self.pieces.append(data)
+        self.buffered += len(data)
+        if self.buffered >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        """Queue what is buffered as a member of its own."""
+        if not self.buffered:
+            return
+        data = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
+        self.pieces, self.buffered = [], 0
+        self.pending.append((self.pool.submit(_gzip_member, data, self.mtime), self.dest))
+        self._drain(self.workers)
+
+    def divert(self, dest: IO[bytes]) -> None:
+        """Send what is written from now on to ``dest`` (what was written before keeps its destination)."""
+        self.flush()
+        self.dest = dest
+
+    def then(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once everything written so far has reached its destination."""
+        self.flush()
+        self.pending.append(action)
+        self._drain(self.workers)
+
+    def _drain(self, keep: int) -> None:
+        while len(self.pending) > keep:
+            item = self.pending.popleft()
+            if callable(item):
+                item()
+            else:
+                future, dest = item
+                dest.write(future.result())
+
+    def close(self) -> None:
+        """Write everything still queued; the pool is shut down even when that fails."""
+        try:
+            self.flush()
+            self._drain(0)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _gzip_member(data: bytes, mtime: int) -> bytes:
+    return gzip.compress(data, compresslevel=COMPRESS_LEVEL, mtime=mtime)
+
+
+class _TarSink(_Sink):
+    """A gzip-compressed tar (pax format), written as a stream: the output need not be seekable.
+
+    The tar stream is produced here (headers from ``tarfile.TarInfo.tobuf``) and compressed
+    by ``_GzipMembers``. A log's size is known only once it is redacted, and its header
+    comes before its data: its data is compressed as it comes, into a spooled temporary
+    file (memory only while small), then copied after the header. So a log is compressed
+    while it is redacted, and only its compressed form is spooled.
     """
 
     def __init__(self, out: BinaryIO, when: datetime) -> None:
         self.mtime = int(when.timestamp())
-        self.gz = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=COMPRESS_LEVEL, mtime=self.mtime, filename="")
-        self.tar = tarfile.open(fileobj=self.gz, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        self.gz = _GzipMembers(out, self.mtime)
+        self.out = out
         self.dirs: set[str] = set()
-        self.jobs: queue.Queue[tuple[tarfile.TarInfo, IO[bytes]] | None] = queue.Queue(maxsize=2)
-        self.failure: BaseException | None = None
-        self.worker = threading.Thread(target=self._work, name="bundle-compress", daemon=True)
-        self.worker.start()
 
-    def _work(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            info, data = job
-            try:
-                if self.failure is None:
-                    self.tar.addfile(info, data if info.isfile() else None)
-            except BaseException as exc:  # handed to the writing thread, which raises it
-                self.failure = exc
-            finally:
-                data.close()
+    def _header(self, info: tarfile.TarInfo) -> None:
+        self.gz.write(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
 
-    def _put(self, info: tarfile.TarInfo, data: IO[bytes]) -> None:
-        if self.failure is not None:
-            raise self.failure
-        self.jobs.put((info, data))
+    def _pad(self, size: int) -> None:
+        rest = size % tarfile.BLOCKSIZE
+        if rest:
+            self.gz.write(tarfile.NUL * (tarfile.BLOCKSIZE - rest))
 
     def _info(self, path: str, size: int) -> tarfile.TarInfo:
         self._parents(path)
@@ -499,36 +563,50 @@ class _TarSink(_Sink):
                 info.mode = 0o755
                 info.mtime = self.mtime
                 info.uname = info.gname = ""
-                self._put(info, io.BytesIO())
+                self._header(info)
 
     def add_bytes(self, path: str, data: bytes) -> None:
-        self._put(self._info(path, len(data)), io.BytesIO(data))
+        self._header(self._info(path, len(data)))
+        self.gz.write(data)
+        self._pad(len(data))
 
     def add_stream(self, path: str, chunks: Iterable[bytes]) -> tuple[str, int]:
         digest = hashlib.sha256()
-        size = 0
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="wnd-bundle-")  # noqa: SIM115
+        start = self.gz.written
+        self.gz.divert(spool)
         try:
             for chunk in chunks:
                 digest.update(chunk)
-                spool.write(chunk)
-                size += len(chunk)
-            spool.seek(0)
+                self.gz.write(chunk)
         except BaseException:
-            spool.close()
+            self.gz.divert(self.out)
+            self.gz.then(spool.close)  # the member is left out; what is queued for the spool still lands there
             raise
-        self._put(self._info(path, size), spool)  # the worker closes it once compressed
+        size = self.gz.written - start
+        self.gz.divert(self.out)
+        self._header(self._info(path, size))  # counted by ``written`` after the data, written before it
+        self.gz.then(lambda: _copy_and_close(spool, self.out))
+        self._pad(size)
         return digest.hexdigest(), size
 
     def close(self) -> None:
-        self.jobs.put(None)
-        self.worker.join()
+        """End the archive as ``tarfile`` does: two zero blocks, then zeros up to a whole record."""
         try:
-            if self.failure is not None:
-                raise self.failure
-            self.tar.close()
+            self.gz.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+            rest = self.gz.written % tarfile.RECORDSIZE
+            if rest:
+                self.gz.write(tarfile.NUL * (tarfile.RECORDSIZE - rest))
         finally:
             self.gz.close()
+
+
+def _copy_and_close(spool: IO[bytes], out: IO[bytes]) -> None:
+    try:
+        spool.seek(0)
+        shutil.copyfileobj(spool, out, BLOCK)
+    finally:
+        spool.close()
 
 
 class _ZipSink(_Sink):
