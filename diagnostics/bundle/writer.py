@@ -15,13 +15,18 @@ Layout (spec/BUNDLE.md), one folder per node, ``<node>-<UTC time>/``::
 A bundle of several nodes puts each node's folder under ``nodes-<UTC time>/``.
 
 Everything passes through one ``Redactor`` before it is written (so a mapped IP is the
-same in every file). Logs are streamed block by block; a ``.tar.gz`` member needs its size
-before its data, so each log goes through a temporary file (spooled: memory only while
-small). ``manifest.json`` is written last, when every hash and count is known.
+same in every file). Logs are streamed block by block. A ``.tar.gz`` is a series of gzip
+members compressed by a small pool of threads while this thread redacts (``_GzipMembers``);
+a tar member needs its size before its data, so a log's compressed data goes through a
+temporary file (spooled: memory only while small) until its header can be written. A
+``.zip`` is written by ``zipfile`` in this thread: a zip member is one deflate stream, so
+it cannot be cut into independently compressed pieces. ``manifest.json`` is written last,
+when every hash and count is known.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -38,7 +43,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from diagnostics.bundle.archive import safe_member_path
 from diagnostics.bundle.redact import RedactOptions, Redactor
@@ -102,16 +107,50 @@ class LogSource:
         return self.path.stat().st_size if self.path is not None else 0
 
     def open(self) -> IO[str]:
+        """The text, line ends as they are; a file's ``read(n)`` reads n bytes (see ``_DecodedText``)."""
         if self.text is not None:
             return io.StringIO(self.text)
         if self.path is None:
             return io.StringIO("")
-        with self.path.open("rb") as fh:
-            head = fh.read(4)
+        raw = self.path.open("rb")
+        try:
+            head = raw.read(4)
+            raw.seek(0)
+        except BaseException:
+            raw.close()
+            raise
         encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
         if encoding == "utf-8-sig" and len(head) >= 4 and head[1:2] == b"\x00" and head[3:4] == b"\x00":
             encoding = "utf-16-le"
-        return self.path.open(encoding=encoding, errors="replace", newline="")
+        return cast(IO[str], _DecodedText(raw, encoding))
+
+
+class _DecodedText(io.TextIOBase):
+    """A binary file read as text, undecodable bytes replaced and line ends kept.
+
+    ``read(n)`` decodes about n *bytes*: ``TextIOWrapper.read(n)`` counts n characters,
+    which costs more than the decoding itself on a log of hundreds of megabytes.
+    """
+
+    def __init__(self, raw: BinaryIO, encoding: str) -> None:
+        self.raw = raw
+        self.decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        while True:
+            data = self.raw.read(-1 if size is None else size)
+            text = self.decoder.decode(data, final=not data)
+            if text or not data:  # never "" before the end (a character cut by the edge of a read)
+                return text
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        finally:
+            super().close()
 
 
 @dataclass
@@ -610,7 +649,11 @@ def _copy_and_close(spool: IO[bytes], out: IO[bytes]) -> None:
 
 
 class _ZipSink(_Sink):
-    """A zip, members streamed straight in (data descriptors when the output cannot seek)."""
+    """A zip, members streamed straight in (data descriptors when the output cannot seek).
+
+    Compressed in this thread, one member after the other: slower than the ``.tar.gz``
+    on large logs.
+    """
 
     def __init__(self, out: BinaryIO, when: datetime) -> None:
         self.date_time = time.gmtime(max(int(when.timestamp()), 315532800))[:6]  # zip dates start in 1980

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tarfile
 import zipfile
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from diagnostics.bundle.archive import safe_member_path
+from diagnostics.bundle.reader import read_bundle
 from diagnostics.bundle.redact import RedactOptions, Redactor
 from diagnostics.bundle.writer import LogSource, NodeBundle, write_bundle
 from diagnostics.cli import diagnose
@@ -23,6 +25,7 @@ from tests.diagnostics.bundle.exports import SECRETS, findings_of, scenario_repo
 
 WHEN = datetime(2026, 11, 24, 10, 15, 40, tzinfo=UTC)
 KEY = b"test-mapping-key"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def export(
@@ -131,6 +134,49 @@ def test_unzip_tests_the_archive(tmp_path: Path, leaky: dict[str, Any]) -> None:
     result = subprocess.run(["unzip", "-t", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
     assert "No errors detected" in result.stdout
+
+
+def gzip_members(data: bytes) -> int:
+    """How many gzip members follow one another in ``data``."""
+    count = 0
+    while data:
+        member = zlib.decompressobj(wbits=31)
+        member.decompress(data)
+        assert member.eof, "a gzip member is cut short"
+        data = member.unused_data
+        count += 1
+    return count
+
+
+def test_a_multi_member_tar_gz_is_read_back_by_tarfile_and_by_tar(tmp_path: Path) -> None:
+    secrets_log = (FIXTURES / "redaction" / "kubelet-secrets.log").read_bytes()
+    copies = 3 * 2**20 // len(secrets_log) + 1  # a few MiB: its data alone spans several members
+    log = tmp_path / "kubelet.log"
+    log.write_bytes(secrets_log * copies)
+    node = NodeBundle(
+        node="win-prod-02", cluster="prod-eu", logs=[LogSource("kubelet", "C:\\k\\kubelet.log", path=log)]
+    )
+    path = tmp_path / "bundle.tar.gz"
+    with path.open("wb") as fh:
+        write_bundle(fh, [node], now=WHEN)
+    assert gzip_members(path.read_bytes()) >= 4
+    root = "win-prod-02-20261124T101540Z"
+    with tarfile.open(path) as tf:
+        names = [m.name for m in tf.getmembers()]
+        data = tf.extractfile(f"{root}/logs/kubelet.log").read()  # type: ignore[union-attr]
+        manifest = json.loads(tf.extractfile(f"{root}/manifest.json").read())  # type: ignore[union-attr]
+    listed = {f["path"]: f for f in manifest["files"]}["logs/kubelet.log"]
+    assert (listed["sha256"], listed["bytes"]) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert data.count(b"Starting kubelet main sync loop") == copies
+    assert b"kUb3l3tB3ar3rT0k3nV4lu3Xyz09" not in data and b"MHcCAQEE" not in data
+    assert manifest["redactions"]["bearer-token"] == copies
+    listing = subprocess.run(["tar", "tzf", str(path)], capture_output=True, text=True, check=True).stdout.split()
+    assert [n.rstrip("/") for n in listing] == names
+    target = tmp_path / "x"
+    target.mkdir()
+    subprocess.run(["tar", "xzf", str(path), "-C", str(target)], check=True)
+    assert (target / root / "logs" / "kubelet.log").read_bytes() == data
+    assert [s.node for s in read_bundle(path).snapshots] == ["win-prod-02"]
 
 
 def test_it_streams_a_non_seekable_output(leaky: dict[str, Any]) -> None:
