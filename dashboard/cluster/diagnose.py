@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -155,8 +155,26 @@ def _store(runs: dict[int, list[EngineFinding]], checks_run: set[str] | None) ->
                 node.version += 1
                 if node_changes.any:
                     written.append(node)
-        Node.objects.bulk_update(nodes, [*_SUMMARY_FIELDS, "version"])
+        _save_summaries(nodes)
         return written
+
+
+def _save_summaries(nodes: list[Node]) -> None:
+    """Write the nodes' summaries and versions in one statement run for every row.
+
+    ``bulk_update`` would do it in a few queries too, but builds a CASE expression per row and
+    field in Python: seconds for a thousand nodes, more than the checks themselves.
+    """
+    if not nodes:
+        return
+    wanted = {*_SUMMARY_FIELDS, "version"}
+    fields = [f for f in Node._meta.concrete_fields if f.name in wanted]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
+    sql = f"UPDATE {quote(Node._meta.db_table)} SET {assignments} WHERE {quote(str(Node._meta.pk.column))} = %s"
+    rows = [[f.get_db_prep_save(getattr(n, f.attname), connection) for f in fields] + [n.pk] for n in nodes]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def check_workloads(cluster: Cluster, pods: Iterable[tuple[str, str]]) -> int:

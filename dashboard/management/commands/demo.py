@@ -38,6 +38,10 @@ def demo_scenarios() -> list[tuple[Path, str, str]]:
     return found
 
 
+def stop_on_signal(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run the dashboard on embedded defaults with a simulated fleet of Windows nodes."
 
@@ -49,7 +53,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         port = options["port"]
         supervisor = Supervisor()
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        # Ctrl-C, a closed terminal and `kill` all stop everything this command started
+        # (SIGINT is installed explicitly: a shell starting us in the background ignores it).
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, stop_on_signal)
         try:
             env = self.start_services(supervisor, port)
             if not options["no_agents"]:

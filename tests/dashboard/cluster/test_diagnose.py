@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from agent.collect import Collector
 from agent.config import AgentConfig
 from agent.scenario import ScenarioRunner
 from agent.state import AgentState
-from dashboard.cluster.diagnose import CLUSTER_WIDE_CHECKS, diagnose_nodes
-from dashboard.cluster.models import ApiObject, WorkloadFinding
+from dashboard.cluster.diagnose import CLUSTER_WIDE_CHECKS, PEER_CHECKS, WITHOUT_WORKLOADS, diagnose_nodes
+from dashboard.cluster.models import ApiObject, SourceState, WorkloadFinding
 from dashboard.cluster.resources import ENDPOINT_SLICES, PODS
 from dashboard.cluster.simulated import SimulatedSource
+from dashboard.cluster.snapshot import ClusterContext, api_base_snapshots
 from dashboard.models import Node, enroll
+from dashboard.monitoring import FindingEvent
+from diagnostics.registry import run
 
-from .conftest import lab_source, store_report, sync_now, wait_for
+from .conftest import api_list, lab_source, store_report, sync_now, wait_for
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "agent" / "scenarios"
 
@@ -136,3 +142,56 @@ def test_one_pod_change_reaches_the_findings_through_the_sync(run_sync: Any) -> 
             what="the finding gone with the pod",
         )
     assert not ApiObject.objects.filter(kind=PODS.kind, name="clean-5d8f7c6b9-rrrrr").exists()
+
+
+def windows_fleet(cluster: str, count: int) -> SimulatedSource:
+    """``count`` copies of the lab's Windows Server 2022 node, with their names, uids and pod CIDRs."""
+    template = next(n for n in api_list("nodes")["items"] if n["metadata"]["name"] == "win-2022")
+    nodes = []
+    for i in range(count):
+        node = copy.deepcopy(template)
+        node["metadata"].update(name=f"win-{i:02d}", uid=f"00000000-0000-4000-8000-{i:012d}")
+        node["spec"]["podCIDR"] = node["spec"]["podCIDRs"][0] = f"10.244.{10 + i}.0/24"
+        nodes.append(node)
+    return SimulatedSource(cluster, {"Node": nodes}, version="v1.31.1")
+
+
+@pytest.mark.django_db
+def test_the_peer_checks_find_the_same_without_the_nodes_pods_and_events() -> None:
+    source = lab_source()
+    node = source.get("Node", "win-2019")
+    node["status"]["nodeInfo"].update(kubeletVersion="v1.27.16", containerRuntimeVersion="containerd://1.6.28")
+    source.apply("Node", node)
+    store = sync_now(source, diagnose=False)
+    nodes = list(Node.objects.filter(cluster=store.cluster, name__in=store.windows_nodes).select_related("cluster"))
+    context = ClusterContext.current(store.cluster.pk, store.cluster.name)
+    full = api_base_snapshots(nodes, context)
+    lean = api_base_snapshots(nodes, context, workloads=False)
+    assert all(snap.pods is None and snap.events is None for snap in lean.values())
+    found = {name: run(snap, WITHOUT_WORKLOADS) for name, snap in full.items()}
+    assert {name: run(snap, WITHOUT_WORKLOADS) for name, snap in lean.items()} == found
+    assert {f.check for f in found["win-2019"]} == {"node.version-skew", "node.config-drift"}
+
+
+@pytest.mark.django_db
+def test_a_server_upgrade_is_stored_on_twenty_nodes_in_as_many_queries_as_on_one() -> None:
+    one = sync_now(windows_fleet("one", 1)).cluster
+    twenty = sync_now(windows_fleet("twenty", 20)).cluster
+    SourceState.objects.update(server_version="v1.35.0")  # kubelet and kube-proxy v1.31: 4 minors behind
+    with CaptureQueriesContext(connection) as for_one:
+        assert diagnose_nodes(one, ["win-00"], only=PEER_CHECKS) == 1
+    with CaptureQueriesContext(connection) as for_twenty:
+        assert diagnose_nodes(twenty, [f"win-{i:02d}" for i in range(20)], only=PEER_CHECKS) == 20
+    assert len(for_twenty) == len(for_one)
+    for node in Node.objects.filter(cluster__in=[one, twenty]):
+        assert open_checks(node) == {"node.version-skew"}
+        assert node.health == "warning" and node.warning_count == 2 and node.open_checks == " node.version-skew "
+    assert FindingEvent.objects.filter(kind=FindingEvent.OPENED, finding__check_id="node.version-skew").count() == 42
+
+
+@pytest.mark.django_db
+def test_nodes_whose_findings_did_not_change_are_not_written() -> None:
+    cluster = sync_now(windows_fleet("steady", 3)).cluster
+    versions = dict(Node.objects.filter(cluster=cluster).values_list("name", "version"))
+    assert diagnose_nodes(cluster, sorted(versions), only=PEER_CHECKS) == 0
+    assert dict(Node.objects.filter(cluster=cluster).values_list("name", "version")) == versions

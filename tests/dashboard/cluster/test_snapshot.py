@@ -1,10 +1,14 @@
-"""``api_base_snapshot``: the API half of a node's snapshot, and its merge with the agent's report."""
+"""``api_base_snapshot(s)`` and ``ClusterContext``: the API half of a node's snapshot, its merge with a report."""
 
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from dashboard.cluster.snapshot import api_base_snapshot
+from dashboard.cluster.models import SourceState
+from dashboard.cluster.resources import BY_KIND
+from dashboard.cluster.snapshot import ClusterContext, api_base_snapshot, api_base_snapshots
 from dashboard.diagnosis import diagnose_report
 from dashboard.models import Node, enroll
 from tests.dashboard.reports import make_report
@@ -44,3 +48,46 @@ def test_a_reports_diagnosis_includes_the_api_facts() -> None:
     open_checks = set(node.findings.filter(resolved_at__isnull=True).values_list("check_id", flat=True))
     assert "pause.image-incompatible" in open_checks  # from the pod's FailedCreatePodSandBox events
     assert "flannel.subnet-env-missing" in open_checks  # from the report
+
+
+def test_a_nodes_change_reloads_the_peers_and_keeps_the_services() -> None:
+    source = lab_source()
+    store = sync_now(source, diagnose=False)
+    before = ClusterContext.current(store.cluster.pk, "lab")
+    assert ClusterContext.current(store.cluster.pk, "lab") is before  # nothing changed
+    node = source.get("Node", "win-2019")
+    node["status"]["nodeInfo"]["kubeletVersion"] = "v1.27.16"
+    store.apply(BY_KIND["Node"], source.apply("Node", node))
+    after = ClusterContext.current(store.cluster.pk, "lab")
+    assert after.services is before.services and after.endpoint_slices is before.endpoint_slices
+    assert after.peers is not before.peers
+    assert dict(after.peers[0].facts)["kubelet_minor"] == "27"
+    slice_ = source.objects("EndpointSlice")[0]
+    slice_["endpoints"] = []
+    store.apply(BY_KIND["EndpointSlice"], source.apply("EndpointSlice", slice_))
+    latest = ClusterContext.current(store.cluster.pk, "lab")
+    assert latest.peers is after.peers and latest.endpoint_slices is not after.endpoint_slices
+    SourceState.objects.update(server_version="v1.32.0")
+    assert ClusterContext.current(store.cluster.pk, "lab").server_version == "v1.32.0"
+
+
+def test_a_nodes_view_leaves_out_only_the_node_itself() -> None:
+    store = sync_now(lab_source(), diagnose=False)
+    context = ClusterContext.current(store.cluster.pk, "lab")
+    assert [p.node for p in context.view_for("win-2022").peers] == ["win-2019", "win-2025"]
+    assert [p.node for p in context.view_for("win-2019").peers] == ["win-2022", "win-2025"]
+    assert [p.node for p in context.view_for("win-elsewhere").peers] == ["win-2019", "win-2022", "win-2025"]
+
+
+def test_without_workloads_the_snapshots_leave_out_pods_and_events() -> None:
+    store = sync_now(lab_source(), diagnose=False)
+    nodes = list(Node.objects.filter(cluster=store.cluster, name__in=["win-2025", "lnx-01"]))
+    context = ClusterContext.current(store.cluster.pk, "lab")
+    with CaptureQueriesContext(connection) as queries:
+        lean = api_base_snapshots(nodes, context, workloads=False)
+    assert len(queries) == 1  # the Node objects only
+    full = api_base_snapshots(nodes, context)
+    assert set(lean) == set(full)
+    for name, snap in lean.items():
+        assert snap.pods is None and snap.events is None
+        assert snap.node_object == full[name].node_object and snap.cluster_view == full[name].cluster_view
