@@ -77,9 +77,9 @@ def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str
     now = timezone.now()
     current = {(f.check_id, f.subject): f for f in node.findings.filter(resolved_at__isnull=True)}
     changes, rewritten = compare_findings(node, current, findings, checks_run, now)
-    prepare_opened(node, changes.opened, now)
+    prepare_opened(changes.opened, now)
     write_changes(changes, rewritten, now)
-    record_transitions(node, changes.opened, changes.resolved, now)
+    record_transitions(changes.opened, changes.resolved, now)
     return changes
 
 

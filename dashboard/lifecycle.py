@@ -46,24 +46,26 @@ def known_check_ids() -> list[str]:
     return sorted({*all_checks(), *DASHBOARD_CHECKS})
 
 
-def prepare_opened(node: Node, opened: Sequence[Finding], now: datetime) -> None:
+def prepare_opened(opened: Sequence[Finding], now: datetime) -> None:
     """Number the occurrence of findings about to be opened and carry over running silences.
 
-    One query, only when something opens.
+    The findings may belong to several nodes. One query, only when something opens.
     """
     if not opened:
         return
-    keys = {(f.check_id, f.subject) for f in opened}
     previous = {
-        (row["check_id"], row["subject"]): row
+        (row["node_id"], row["check_id"], row["subject"]): row
         for row in Finding.objects.filter(
-            node=node, resolved_at__isnull=False, check_id__in={k[0] for k in keys}, subject__in={k[1] for k in keys}
+            node_id__in={f.node_id for f in opened},
+            resolved_at__isnull=False,
+            check_id__in={f.check_id for f in opened},
+            subject__in={f.subject for f in opened},
         )
-        .values("check_id", "subject")
+        .values("node_id", "check_id", "subject")
         .annotate(occurrence_max=Max("occurrence"), silenced_max=Max("silenced_until"))
     }
     for finding in opened:
-        row = previous.get((finding.check_id, finding.subject))
+        row = previous.get((finding.node_id, finding.check_id, finding.subject))
         if row is None:
             continue
         finding.occurrence = row["occurrence_max"] + 1
@@ -72,19 +74,20 @@ def prepare_opened(node: Node, opened: Sequence[Finding], now: datetime) -> None
             finding.silence_note = "silence carried over from the previous occurrence"
 
 
-def record_transitions(
-    node: Node, opened: Sequence[Finding], resolved: Sequence[Finding], now: datetime
-) -> list[FindingEvent]:
-    """Write the events of a run's transitions and queue their notifications (one query each)."""
+def record_transitions(opened: Sequence[Finding], resolved: Sequence[Finding], now: datetime) -> list[FindingEvent]:
+    """Write the events of a run's transitions (any nodes) and queue their notifications (one query each)."""
     from dashboard import notify
 
     events = [
         FindingEvent(
-            finding=f, node=node, kind=FindingEvent.REOPENED if f.occurrence > 1 else FindingEvent.OPENED, at=now
+            finding=f,
+            node_id=f.node_id,
+            kind=FindingEvent.REOPENED if f.occurrence > 1 else FindingEvent.OPENED,
+            at=now,
         )
         for f in opened
     ]
-    events += [FindingEvent(finding=f, node=node, kind=FindingEvent.RESOLVED, at=now) for f in resolved]
+    events += [FindingEvent(finding=f, node_id=f.node_id, kind=FindingEvent.RESOLVED, at=now) for f in resolved]
     if not events:
         return []
     FindingEvent.objects.bulk_create(events)

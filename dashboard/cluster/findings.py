@@ -10,15 +10,12 @@ with a constant number of queries for the whole set.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
-from django.db.models import Max
 from django.utils import timezone
 
-from dashboard import notify
 from dashboard.diagnosis import Changes, compare_findings, write_changes
+from dashboard.lifecycle import prepare_opened, record_transitions
 from dashboard.models import Finding, Node
-from dashboard.monitoring import FindingEvent
 from diagnostics.model import Finding as EngineFinding
 
 
@@ -48,50 +45,7 @@ def reconcile_many(
         everything.updated += changes.updated
         everything.resolved += changes.resolved
         rewritten += changed_rows
-    _prepare_opened(everything.opened, now)
+    prepare_opened(everything.opened, now)
     write_changes(everything, rewritten, now)
-    _record_transitions(everything.opened, everything.resolved, now)
+    record_transitions(everything.opened, everything.resolved, now)
     return out
-
-
-def _prepare_opened(opened: Sequence[Finding], now: datetime) -> None:
-    """``lifecycle.prepare_opened`` for findings of many nodes: one query, only when something opens."""
-    if not opened:
-        return
-    previous = {
-        (row["node_id"], row["check_id"], row["subject"]): row
-        for row in Finding.objects.filter(
-            node_id__in={f.node_id for f in opened},
-            resolved_at__isnull=False,
-            check_id__in={f.check_id for f in opened},
-            subject__in={f.subject for f in opened},
-        )
-        .values("node_id", "check_id", "subject")
-        .annotate(occurrence_max=Max("occurrence"), silenced_max=Max("silenced_until"))
-    }
-    for finding in opened:
-        row = previous.get((finding.node_id, finding.check_id, finding.subject))
-        if row is None:
-            continue
-        finding.occurrence = row["occurrence_max"] + 1
-        if row["silenced_max"] is not None and row["silenced_max"] > now:
-            finding.silenced_until = row["silenced_max"]
-            finding.silence_note = "silence carried over from the previous occurrence"
-
-
-def _record_transitions(opened: Sequence[Finding], resolved: Sequence[Finding], now: datetime) -> None:
-    """``lifecycle.record_transitions`` for findings of many nodes: the events, then their notifications."""
-    events = [
-        FindingEvent(
-            finding=f,
-            node_id=f.node_id,
-            kind=FindingEvent.REOPENED if f.occurrence > 1 else FindingEvent.OPENED,
-            at=now,
-        )
-        for f in opened
-    ]
-    events += [FindingEvent(finding=f, node_id=f.node_id, kind=FindingEvent.RESOLVED, at=now) for f in resolved]
-    if not events:
-        return
-    FindingEvent.objects.bulk_create(events)
-    notify.enqueue(events, now)
