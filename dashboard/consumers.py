@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
@@ -61,6 +62,31 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def send_state(self) -> None:
         raise NotImplementedError
 
+    # Frames rendered for one (page, sequence number, role) are shared by every visitor of
+    # that page in this process: a change is rendered once, not once per browser.
+    _frames: ClassVar[dict[tuple[Any, ...], str]]
+    FRAMES_KEPT = 256
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._frames = {}
+
+    async def send_shared(self, page: Any, render: Callable[[], str]) -> None:
+        """Send the frame of ``page`` at the last sequence number seen, rendering it if new.
+
+        Before any event was seen (on connect) the state is rendered afresh: only a
+        sequence number says two visitors would see the same thing.
+        """
+        key = (page, self.last_seq, self.operator)
+        html = self._frames.get(key) if self.last_seq is not None else None
+        if html is None:
+            html = await database_sync_to_async(render)()
+            if self.last_seq is not None:
+                if len(self._frames) >= self.FRAMES_KEPT:
+                    self._frames.clear()
+                self._frames[key] = html
+        await self.send(text_data=html)
+
 
 class FleetConsumer(LiveConsumer):
     """The fleet page: re-renders the visitor's filtered page of nodes when nodes change.
@@ -70,7 +96,6 @@ class FleetConsumer(LiveConsumer):
     """
 
     COALESCE = 0.2
-    _cache: dict[tuple[str, int], str] = {}
 
     async def connect(self) -> None:
         params = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
@@ -93,17 +118,10 @@ class FleetConsumer(LiveConsumer):
         await self.send_state()
 
     async def send_state(self) -> None:
-        key = (self.query.querystring(page=self.query.page), self.last_seq or 0)
-        html = self._cache.get(key)
-        if html is None:
-            html = await database_sync_to_async(self._render)()
-            if len(self._cache) > 64:
-                self._cache.clear()
-            self._cache[key] = html
-        await self.send(text_data=html)
+        await self.send_shared(self.query.querystring(page=self.query.page), self._render)
 
     def _render(self) -> str:
-        context = {**fleet_context(self.query), "oob": True}
+        context = {**fleet_context(self.query), "oob": True, "is_operator": self.operator}
         return render_to_string("dashboard/fleet.html#fleet-live", context)
 
     async def disconnect(self, code: int) -> None:
@@ -158,18 +176,8 @@ class NodeConsumer(LiveConsumer):
         context = {"bundle": Bundle.objects.filter(pk=bundle_id).first(), "oob": True}
         return render_to_string("dashboard/node.html#bundle-status", context)
 
-    # Visitors of one node in one process share the rendering of each change.
-    _cache: dict[tuple[int, int, bool], str] = {}
-
     async def send_state(self) -> None:
-        key = (self.node_id, self.last_seq or 0, self.operator)
-        html = self._cache.get(key) if self.last_seq else None
-        if html is None:
-            html = await database_sync_to_async(self._render_state)()
-            if len(self._cache) > 256:
-                self._cache.clear()
-            self._cache[key] = html
-        await self.send(text_data=html)
+        await self.send_shared(self.node_id, self._render_state)
 
     def _render_state(self) -> str:
         node = Node.objects.select_related("cluster").get(pk=self.node_id)

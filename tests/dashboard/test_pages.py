@@ -149,3 +149,11 @@ def test_an_operator_revokes_a_token(client: Any, operator: Any) -> None:
 
 def test_healthz_answers(client: Any) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_only_operators_get_the_export_selection(client: Any, viewer: Any, operator: Any) -> None:
+    add_node("prod-eu", "win-a")
+    client.force_login(viewer)
+    assert 'form="export-selection"' not in client.get("/").content.decode()
+    client.force_login(operator)
+    assert 'form="export-selection"' in client.get("/").content.decode()
