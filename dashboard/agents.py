@@ -5,6 +5,10 @@ named requests of that protocol, with arguments validated by the same code the
 agent uses. Requests and their answers are kept in Redis for an hour (a short
 history on the node page); connectivity results also arrive in the agent's next
 report, where the checks read them.
+
+The logs a ``collect-bundle-logs`` result carries (up to 512 KiB per log) stay out of
+that history: they are kept apart, bounded and for a few minutes, until the bundle
+build that asked for them takes them (``take_bundle_logs``).
 """
 
 from __future__ import annotations
@@ -18,12 +22,17 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agent.protocol import REQUESTS, RequestError, validate_args
+from agent.requests import BUNDLE_LOG_BYTES
 from dashboard import live
 from dashboard.models import AgentToken, Node
 
 CLOSE_BAD_TOKEN = 4401
 HISTORY = 10
 TTL = 3600
+# Fresh logs of a collect-bundle-logs answer wait this long for the bundle build that asked for them.
+BUNDLE_LOGS_TTL = 300
+BUNDLE_LOGS_MAX_KINDS = 32
+BUNDLE_LOGS_MAX_CHARS = BUNDLE_LOG_BYTES  # per log: what the agent sends
 
 LABELS = {
     "collect-now": "Collect now",
@@ -51,6 +60,10 @@ def is_online(node_id: int) -> bool:
     return bool(live.redis_client().exists(_online_key(node_id)))
 
 
+def _bundle_logs_key(node_id: int, request_id: str) -> str:
+    return f"wnd:bundle-logs:{node_id}:{request_id}"
+
+
 def history(node_id: int) -> list[dict[str, Any]]:
     """The node's recent requests, newest first."""
     raw = live.redis_client().hgetall(_history_key(node_id))
@@ -66,6 +79,45 @@ def _save(node_id: int, record: dict[str, Any]) -> None:
     if client.hlen(key) > HISTORY * 2:
         for old in sorted(history(node_id), key=lambda r: r["created"])[:HISTORY]:
             client.hdel(key, old["id"])
+
+
+def request_record(node_id: int, request_id: str) -> dict[str, Any] | None:
+    """One request of the node's history (its state, error, ...), or None once expired."""
+    raw = live.redis_client().hget(_history_key(node_id), request_id)
+    return json.loads(raw) if raw is not None else None
+
+
+def _keep_bundle_logs(node_id: int, request_id: str, logs: Any) -> None:
+    """Keep the logs of a collect-bundle-logs answer for the bundle build, bounded in count and size."""
+    kept: dict[str, dict[str, str]] = {}
+    if isinstance(logs, dict):
+        for kind, item in logs.items():
+            if len(kept) >= BUNDLE_LOGS_MAX_KINDS:
+                break
+            if isinstance(kind, str) and isinstance(item, dict) and isinstance(item.get("text"), str):
+                path = item.get("path")
+                kept[kind[:64]] = {
+                    "path": path[:1024] if isinstance(path, str) else "",
+                    "text": item["text"][-BUNDLE_LOGS_MAX_CHARS:],
+                }
+    live.redis_client().set(_bundle_logs_key(node_id, request_id), json.dumps({"logs": kept}), ex=BUNDLE_LOGS_TTL)
+
+
+def take_bundle_logs(node_id: int, request_id: str) -> dict[str, tuple[str, str]] | None:
+    """The fresh logs (kind -> (Windows path, text)) answering ``request_id``, removed as they are read.
+
+    None while the agent has not answered (or once they expired).
+    """
+    client = live.redis_client()
+    key = _bundle_logs_key(node_id, request_id)
+    with client.pipeline() as pipe:
+        pipe.get(key)
+        pipe.delete(key)
+        raw, _deleted = pipe.execute()
+    if raw is None:
+        return None
+    logs = json.loads(raw).get("logs", {})
+    return {kind: (item["path"], item["text"]) for kind, item in logs.items()}
 
 
 def send_request(node: Node, name: str, args: dict[str, Any], user: str = "") -> dict[str, Any]:
@@ -113,9 +165,15 @@ def record_answer(node_id: int, group: str, message: dict[str, Any]) -> None:
         record["state"] = "running"
         record["messages"].append(str(message.get("message", ""))[:500])
     elif kind == "result":
+        data = message.get("data")
+        data = data if isinstance(data, dict) else {}
+        if record["name"] == "collect-bundle-logs":
+            # Kept before the record says "done", so that a reader seeing "done" finds them.
+            _keep_bundle_logs(node_id, record["id"], data.get("logs"))
+        results = message.get("results")
         record["state"] = "done"
-        record["results"] = [r for r in message.get("results", []) if isinstance(r, dict)][:20]
-        record["data"] = {k: v for k, v in (message.get("data") or {}).items() if k != "logs"}
+        record["results"] = [r for r in results if isinstance(r, dict)][:20] if isinstance(results, list) else []
+        record["data"] = {k: v for k, v in data.items() if k != "logs"}
     elif kind == "error":
         record["state"] = "error"
         record["error"] = str(message.get("error", "the agent refused the request"))[:500]

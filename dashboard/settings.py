@@ -154,6 +154,8 @@ WND_WORKLOADS_PAGE_SIZE = env_int("WND_WORKLOADS_PAGE_SIZE", 50, minimum=5)
 WND_BUNDLE_DIR = Path(env_str("WND_BUNDLE_DIR", "") or VAR_DIR / "bundles")
 WND_ISSUE_REPOSITORY = env_str("WND_ISSUE_REPOSITORY", "kubernetes/kubernetes")
 WND_ISSUE_TEMPLATE = env_str("WND_ISSUE_TEMPLATE", "bug-report.yaml")
+# Seconds a bundle build waits for the connected agents' fresh logs before using the stored tails.
+WND_BUNDLE_LOGS_WAIT = env_int("WND_BUNDLE_LOGS_WAIT", 20, minimum=0)
 # The Diagnose page: largest bundle an upload may carry (bytes); it is analyzed, then deleted.
 WND_MAX_UPLOAD_BYTES = env_int("WND_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimum=1024)
 

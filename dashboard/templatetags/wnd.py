@@ -19,3 +19,11 @@ def ago(value: datetime | None) -> str:
     if (timezone.now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value).split(',')[0]} ago"
+
+
+@register.filter
+def bundle_stage(bundle_id: int) -> str:
+    """What a running bundle build is waiting for ("asking win-a for fresh logs…"), or ""."""
+    from dashboard.bundles import stage_of
+
+    return stage_of(bundle_id)

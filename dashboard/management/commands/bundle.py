@@ -1,9 +1,11 @@
 """``manage.py bundle CLUSTER/NODE... [--out PATH] [--format tar.gz|zip]``
-``[--no-redact] [--redact-ips] [--redact-hosts]``.
+``[--no-redact] [--redact-ips] [--redact-hosts] [--no-fresh-logs]``.
 
 Writes the diagnostic bundle of one node, or of several in one archive, from what the
-dashboard holds (latest report, log tails, open findings, API objects). Prints the
-path of the archive; exit status 2 with a one-line error when a node is unknown.
+dashboard holds (latest report, log tails, open findings, API objects). First asks the
+connected agents for fresh full logs (up to ``WND_BUNDLE_LOGS_WAIT`` seconds) unless
+``--no-fresh-logs``. Prints the path of the archive; exit status 2 with a one-line error
+when a node is unknown.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-redact", action="store_true", help="keep secrets (never attach such a bundle)")
         parser.add_argument("--redact-ips", action="store_true", help="map IP and MAC addresses consistently")
         parser.add_argument("--redact-hosts", action="store_true", help="map host and domain names consistently")
+        parser.add_argument(
+            "--no-fresh-logs",
+            action="store_true",
+            help="do not ask connected agents for fresh logs: use the dashboard's stored log tails",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         nodes = [self._node(spec) for spec in options["nodes"]]
@@ -43,7 +50,15 @@ class Command(BaseCommand):
         partial = out.with_name(out.name + ".partial")
         try:
             with partial.open("wb") as fh:
-                summary = export_nodes(nodes, fh, fmt=options["format"], options=redact, now=when)
+                summary = export_nodes(
+                    nodes,
+                    fh,
+                    fmt=options["format"],
+                    options=redact,
+                    now=when,
+                    ask_agents=not options["no_fresh_logs"],
+                    stage=lambda text: self.stderr.write(text) if text else None,
+                )
             partial.replace(out)
         except ExportError as exc:
             partial.unlink(missing_ok=True)
