@@ -6,7 +6,7 @@ reports (tens of KB, with log tails) at rising rates. For each rate it prints th
 achieved rate, refusals, the diagnosis backlog, and report-accepted -> WebSocket
 frame latency p50/p99; at the end, the highest rate at which nothing failed.
 
-    python bench/bench_ingest.py [--clients 50] [--page node|fleet] [--rates 25,50,100,150]
+    python bench/bench_ingest.py [--clients 50] [--page node|fleet] [--rates 25,50,100,150] [--database-url URL]
 
 Every request goes to 127.0.0.1, each step is bounded in time, and the run stops by itself.
 """
@@ -166,6 +166,8 @@ def prepare(args: argparse.Namespace, supervisor: Supervisor) -> Setup:
     """Database, nodes and tokens, a signed-in session, then the web server and the worker."""
     workdir = Path(tempfile.mkdtemp(prefix="wnd-bench-"))
     env = {**os.environ, "WND_VAR_DIR": str(workdir), "WND_LOG_LEVEL": "ERROR", "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
     if "REDIS_URL" not in env:
         env["REDIS_URL"] = supervisor.start_redis(free_port(), workdir / "redis")
     os.environ.update(env)
@@ -180,6 +182,8 @@ def prepare(args: argparse.Namespace, supervisor: Supervisor) -> Setup:
     from tests.integration.live import session_cookie
 
     call_command("migrate", verbosity=0)
+    if args.database_url:
+        call_command("flush", interactive=False, verbosity=0)  # a throwaway database: start each run empty
     tokens = {}
     watched_pk = 0
     for i in range(args.nodes):
@@ -312,6 +316,10 @@ def main() -> int:
     parser.add_argument("--watch-every", type=int, default=10, help="every Nth report is for the watched node")
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--stop-on-fail", action="store_true")
+    parser.add_argument(
+        "--database-url",
+        help="a throwaway database (e.g. postgres://user@127.0.0.1:5433/bench), emptied first; default: SQLite",
+    )
     args = parser.parse_args()
     supervisor = Supervisor()
     try:

@@ -63,8 +63,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     # Frames rendered for one (page, sequence number, role) are shared by every visitor of
-    # that page in this process: a change is rendered once, not once per browser.
-    _frames: ClassVar[dict[tuple[Any, ...], str]]
+    # that page in this process: a change is rendered once, not once per browser. The cache
+    # holds the rendering task, not its result, because the visitors of a page receive an event
+    # together: the ones that come while the first rendering runs wait for it instead of
+    # starting their own.
+    _frames: ClassVar[dict[tuple[Any, ...], asyncio.Future[str]]]
     FRAMES_KEPT = 256
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -75,16 +78,24 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """Send the frame of ``page`` at the last sequence number seen, rendering it if new.
 
         Before any event was seen (on connect) the state is rendered afresh: only a
-        sequence number says two visitors would see the same thing.
+        sequence number says two visitors would see the same thing. A failed rendering
+        is not kept (the next visitor tries again).
         """
+        if self.last_seq is None:
+            await self.send(text_data=await database_sync_to_async(render)())
+            return
         key = (page, self.last_seq, self.operator)
-        html = self._frames.get(key) if self.last_seq is not None else None
-        if html is None:
-            html = await database_sync_to_async(render)()
-            if self.last_seq is not None:
-                if len(self._frames) >= self.FRAMES_KEPT:
-                    self._frames.clear()
-                self._frames[key] = html
+        shared = self._frames.get(key)
+        if shared is None:
+            if len(self._frames) >= self.FRAMES_KEPT:
+                self._frames.clear()
+            shared = self._frames[key] = asyncio.ensure_future(database_sync_to_async(render)())
+        try:
+            html = await asyncio.shield(shared)  # a visitor leaving does not cancel the others' frame
+        except Exception:
+            if self._frames.get(key) is shared:
+                del self._frames[key]
+            raise
         await self.send(text_data=html)
 
 

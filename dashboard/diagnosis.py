@@ -18,11 +18,12 @@ from dashboard import live
 from dashboard.cluster.snapshot import api_base_snapshot
 from dashboard.lifecycle import DASHBOARD_CHECKS, prepare_opened, record_transitions
 from dashboard.models import HEALTH_OK, HEALTH_RANK, DiagnosisRun, Finding, LogTail, Node, Report
+from diagnostics.logs import append_to_tail, hits_from_matches, scan_matches
 from diagnostics.model import Finding as EngineFinding
 from diagnostics.model import Severity, Status, sort_findings
 from diagnostics.registry import all_checks, run_iter
 from diagnostics.report import NodeReport, parse_report, snapshot_from_report
-from diagnostics.snapshot import NodeSnapshot
+from diagnostics.snapshot import LogHit, NodeSnapshot
 
 
 @dataclass
@@ -42,28 +43,55 @@ class Changes:
         return self.opened + self.updated + self.still_open
 
 
-def update_log_tails(node: Node, report: NodeReport) -> dict[str, tuple[str, str]]:
-    """Append the report's new log lines to the node's rolling tails; return (path, text) per kind."""
+def update_log_tails(node: Node, report: NodeReport) -> tuple[dict[str, tuple[str, str]], dict[str, list[LogHit]]]:
+    """Append the report's new log lines to the node's rolling tails (a query per log sent).
+
+    Returns (path, text) and the log hits per kind, the hits equal to ``scan_text`` of the
+    whole tail: only the appended lines are scanned, the earlier matches come from the tail
+    row (renumbered, or dropped when trimmed away), which keeps a report's cost independent
+    of ``WND_LOG_TAIL_BYTES``.
+    """
     limit = settings.WND_LOG_TAIL_BYTES
     tails = {t.kind: t for t in node.log_tails.all()}
     now = timezone.now()
+    created: list[LogTail] = []
+    changed: list[LogTail] = []
     for kind, log in report.logs.items():
-        tail = tails.get(kind) or LogTail(node=node, kind=kind, path=log.path)
-        text = log.text if (log.rotated or tail.path != log.path) else tail.text + log.text
-        if len(text) > limit:
-            cut = text.find("\n", len(text) - limit)
-            text = text[cut + 1 :] if cut != -1 else text[-limit:]
-        tail.path, tail.text, tail.updated_at = log.path, text, now
-        tail.save()
-        tails[kind] = tail
-    return {kind: (t.path, t.text) for kind, t in tails.items()}
+        tail = tails.get(kind)
+        if tail is None:
+            tail = tails[kind] = LogTail(node=node, kind=kind, path=log.path)
+            created.append(tail)
+        else:
+            changed.append(tail)
+        appended = not (log.rotated or tail.path != log.path)
+        old, known = (tail.text, tail.matches) if appended else ("", [])
+        text, matches = append_to_tail(old, known, log.text, limit=limit, kind=kind)
+        tail.path, tail.text, tail.matches, tail.updated_at = log.path, text, matches, now
+    for tail in tails.values():
+        if tail.matches is None:  # a tail stored before matches were kept
+            tail.matches = scan_matches(tail.text, kind=tail.kind)
+            if tail.pk is not None and tail not in changed:
+                changed.append(tail)
+    # An upsert per tail, new or changed alike: ``bulk_update`` costs more than a save per row, and a
+    # many-row ``bulk_create`` on PostgreSQL sends the texts as arrays, which the driver quotes slowly.
+    fields = ["path", "text", "matches", "updated_at"]
+    for t in created + changed:
+        row = LogTail(node=node, kind=t.kind, **{name: getattr(t, name) for name in fields})
+        LogTail.objects.bulk_create([row], update_conflicts=True, unique_fields=["node", "kind"], update_fields=fields)
+    texts = {kind: (t.path, t.text) for kind, t in tails.items()}
+    hits = {kind: hits_from_matches(t.matches or [], t.text, source=t.path, kind=kind) for kind, t in tails.items()}
+    return texts, hits
 
 
 def snapshot_for(report: Report, *, base: NodeSnapshot | None = None) -> NodeSnapshot:
     """The snapshot of ``report`` with the node's rolling log tails (tails must be current)."""
     parsed = parse_report(report.document())
-    texts = {t.kind: (t.path, t.text) for t in report.node.log_tails.all()}
-    return snapshot_from_report(parsed, log_texts=texts, base=base)
+    tails = list(report.node.log_tails.all())
+    texts = {t.kind: (t.path, t.text) for t in tails}
+    hits = {
+        t.kind: hits_from_matches(t.matches, t.text, source=t.path, kind=t.kind) for t in tails if t.matches is not None
+    }
+    return snapshot_from_report(parsed, log_texts=texts, log_hits=hits, base=base)
 
 
 def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str] | None = None) -> Changes:
@@ -206,8 +234,8 @@ def diagnose_report(report_id: int) -> bool:
         # Locked: a scheduled run or the cluster watcher may reconcile this node at the same moment.
         node = Node.objects.select_for_update(of=("self",)).select_related("cluster").get(pk=node.pk)
         # 2. Context: the rolling log tails, then the snapshot.
-        texts = update_log_tails(node, parsed)
-        snap = snapshot_from_report(parsed, log_texts=texts, base=api_base_snapshot(node))
+        texts, hits = update_log_tails(node, parsed)
+        snap = snapshot_from_report(parsed, log_texts=texts, log_hits=hits, base=api_base_snapshot(node))
         # 3. Checks, then the stored findings and the node's summary.
         changes = reconcile(node, run_iter(snap))
         refresh_summary(node, changes.open)

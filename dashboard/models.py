@@ -173,6 +173,9 @@ class LogTail(models.Model):
     kind = models.CharField(max_length=64)
     path = models.CharField(max_length=1024)
     text = models.TextField(blank=True, default="")
+    # Every line-pattern match of ``text`` (``diagnostics.logs.scan_matches``), kept so that a report
+    # only costs a scan of the lines it appends; None: not computed yet (scan the whole text).
+    matches = models.JSONField(null=True, blank=True, default=None)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -174,6 +174,14 @@ def clean_line(line: str) -> str:
     return text if len(text) <= MAX_EXCERPT else text[: MAX_EXCERPT - 1] + "…"
 
 
+def _lower(block: str) -> str:
+    """``block`` lower-cased with every character at its place (needle positions index ``block``)."""
+    low = block.lower()
+    if len(low) != len(block):  # a few characters change length when lower-cased: go char by char
+        low = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in block)
+    return low
+
+
 class _Scanner:
     """State across the blocks of one input: line count, per-check caps, the trailing run of a tail pattern."""
 
@@ -199,9 +207,7 @@ class _Scanner:
     def block(self, block: str) -> list[LogHit]:
         """Analyse one block of whole lines (the last one may lack its newline)."""
         hits: list[LogHit] = []
-        low = block.lower()
-        if len(low) != len(block):  # a few characters change length when lower-cased: go line by line
-            low = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in block)
+        low = _lower(block)
         candidates: dict[int, list[Pattern]] = {}
         for needle, patterns in self.needles.items():
             pos = low.find(needle)
@@ -306,6 +312,79 @@ def _text_blocks(text: str) -> Iterator[str]:
 def scan_text(text: str, *, source: str, kind: str | None = None) -> Iterator[LogHit]:
     """Analyse a whole text (a log tail, a pasted excerpt). ``kind`` None applies every pattern."""
     return _scan_blocks(_text_blocks(text), source, kind)
+
+
+Match = tuple[str, int, str]  # (check, 1-based line, excerpt) of one line-pattern match
+
+
+class _MatchScanner(_Scanner):
+    """A scanner that keeps every line-pattern match (no per-check cap) and ignores tail patterns."""
+
+    def __init__(self, kind: str | None, lines_before: int) -> None:
+        super().__init__("", kind)
+        self.tails = ()
+        self.lines_before = lines_before
+
+    def _emit(self, hit: LogHit) -> LogHit | None:
+        return hit
+
+
+def scan_matches(text: str, *, kind: str | None = None, lines_before: int = 0) -> list[Match]:
+    """Every line-pattern match of ``text`` in scan order, uncapped; line numbers start after ``lines_before``.
+
+    With ``hits_from_matches`` this lets a rolling log tail be analysed incrementally: scan only
+    the appended text (numbered after the kept lines), keep the earlier matches, and renumber
+    or drop them when the tail's head is trimmed (``shift_matches``). ``text`` must start at a
+    line start. The result is the same as ``scan_text`` over the whole tail.
+    """
+    scanner = _MatchScanner(kind, lines_before)
+    return [(h.check, h.line, h.excerpt) for block in _text_blocks(text) for h in scanner.block(block)]
+
+
+def shift_matches(matches: Iterable[Match], lines_cut: int) -> list[Match]:
+    """``matches`` after the first ``lines_cut`` lines were cut from the text: renumbered, cut ones dropped."""
+    return [(check, line - lines_cut, excerpt) for check, line, excerpt in matches if line > lines_cut]
+
+
+def append_to_tail(
+    text: str, matches: list[Match] | None, new: str, *, limit: int, kind: str | None = None
+) -> tuple[str, list[Match]]:
+    """A rolling tail after ``new`` was appended: at most ``limit`` characters, starting at a line
+    start when one is in reach, with its ``scan_matches``.
+
+    ``matches`` are the stored matches of ``text`` (None: unknown, scan it whole). Only the
+    appended text and the old last line (which ``new`` may continue) are scanned.
+    """
+    whole = text + new
+    if matches is None:
+        found = scan_matches(whole, kind=kind)
+    else:
+        start = text.rfind("\n") + 1
+        lines_before = text.count("\n", 0, start)
+        kept = [m for m in matches if m[1] <= lines_before]
+        found = kept + scan_matches(whole[start:], kind=kind, lines_before=lines_before)
+    if len(whole) > limit:
+        cut = whole.find("\n", len(whole) - limit)
+        if cut != -1:
+            return whole[cut + 1 :], shift_matches(found, whole.count("\n", 0, cut + 1))
+        whole = whole[-limit:]  # no line break in reach: the tail starts mid-line, scan it whole
+        return whole, scan_matches(whole, kind=kind)
+    return whole, found
+
+
+def hits_from_matches(matches: Iterable[Match], text: str, *, source: str, kind: str | None = None) -> list[LogHit]:
+    """What ``scan_text(text, source=source, kind=kind)`` yields, given ``scan_matches`` of ``text``.
+
+    Applies the per-check cap (first ``MAX_HITS_PER_CHECK``, then the last one) to the stored
+    matches and decides the tail patterns on ``text`` itself (only its end matters).
+    """
+    scanner = _Scanner(source, kind)
+    hits = [h for c, line, e in matches if (h := scanner._emit(LogHit(c, source, line, e, scanner.log_kind)))]
+    if scanner.tails:
+        for block in _text_blocks(text):
+            scanner._track_tails(block, _lower(block))
+            scanner.lines_before += block.count("\n")
+    return hits + scanner.finish()
 
 
 def scan_lines(lines: Iterable[str], *, source: str, kind: str | None = None) -> Iterator[LogHit]:

@@ -21,13 +21,13 @@ Shape (every key but ``format``, ``cluster``, ``node`` and ``collected_at`` opti
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from diagnostics.facts import ConnectivityResult
-from diagnostics.snapshot import Fact, FileFact, NodeSnapshot
+from diagnostics.snapshot import Fact, FileFact, LogHit, NodeSnapshot
 
 REPORT_FORMAT = "node-report/v1"
 
@@ -190,6 +190,7 @@ def snapshot_from_report(
     *,
     log_texts: Mapping[str, tuple[str, str]] | None = None,
     base: NodeSnapshot | None = None,
+    log_hits: Mapping[str, Sequence[LogHit]] | None = None,
 ) -> NodeSnapshot:
     """Build the snapshot the checks read from one report.
 
@@ -197,6 +198,8 @@ def snapshot_from_report(
     log tails: the dashboard passes its rolling tail of each log so that checks
     see recent context, not only the lines new in this report. ``base`` carries
     facts from elsewhere (the Kubernetes API) that the report does not have.
+    ``log_hits`` gives, per kind of ``log_texts``, hits already known to equal
+    ``scan_text`` of that text (the dashboard scans only what each report appends).
     """
     from diagnostics.logs import scan_text
     from diagnostics.probes import PROBES_BY_ID
@@ -218,7 +221,12 @@ def snapshot_from_report(
     }
     texts = log_texts if log_texts is not None else {k: (v.path, v.text) for k, v in report.logs.items()}
     logs_seen = {kind: path for kind, (path, _text) in texts.items()}
-    hits = tuple(hit for kind, (path, text) in texts.items() for hit in scan_text(text, source=path, kind=kind))
+    known = log_hits or {}
+    hits = tuple(
+        hit
+        for kind, (path, text) in texts.items()
+        for hit in (known[kind] if kind in known else scan_text(text, source=path, kind=kind))
+    )
 
     snap = base or NodeSnapshot(node=report.node)
     return replace(

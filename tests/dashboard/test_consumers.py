@@ -91,3 +91,28 @@ async def test_a_browser_may_ask_for_the_full_state(viewer: Any) -> None:
     assert 'id="node-head"' in await comm.receive_from(timeout=5)
     await comm.disconnect()
     assert await database_sync_to_async(Node.objects.count)() == 1
+
+
+async def test_visitors_of_a_node_page_share_one_rendering_of_a_change(viewer: Any, monkeypatch: Any) -> None:
+    await database_sync_to_async(enroll)("prod-eu", "win-a")
+    rendered: list[int] = []
+    render_state = NodeConsumer._render_state
+
+    def counting(self: NodeConsumer) -> str:
+        rendered.append(1)
+        return render_state(self)
+
+    monkeypatch.setattr(NodeConsumer, "_render_state", counting)
+    comms = [communicator(NodeConsumer, "/ws/x/", viewer, cluster="prod-eu", name="win-a") for _ in range(5)]
+    for comm in comms:
+        await comm.connect()
+        await comm.receive_from(timeout=5)
+    rendered.clear()
+
+    await get_channel_layer().group_send("node.prod-eu.win-a", {"type": "node.changed", "seq": 4242})
+    frames = [await comm.receive_from(timeout=5) for comm in comms]
+
+    assert len(set(frames)) == 1 and "win-a" in frames[0]
+    assert len(rendered) == 1  # the five arrived together: one rendered, four waited for it
+    for comm in comms:
+        await comm.disconnect()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import codecs
+import itertools
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,57 @@ def test_scan_file_never_fails_on_any_bytes(tmp_path_factory: pytest.TempPathFac
 @given(st.text(max_size=200), st.text(max_size=2000))
 def test_detect_kind_never_fails(name: str, head: str) -> None:
     assert detect_kind(name, head) in (None, *KINDS)
+
+
+# Real lines of every fixture log (flanneld's "Waiting for the Network" run among them), cut
+# at random places into the pieces an agent sends: a rolling tail kept with ``append_to_tail``
+# must always give exactly what a full ``scan_text`` of the tail gives.
+FIXTURE_LINES = [
+    line
+    for path in sorted(LOGS.glob("*.log"))
+    if "utf16" not in path.name
+    for line in path.read_text().splitlines(keepends=True)
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(FIXTURE_LINES), max_size=120),
+    st.lists(st.integers(min_value=0, max_value=8000), max_size=12),
+    st.integers(min_value=1, max_value=3000),
+    st.sampled_from((None, "flanneld", "kubelet", "kube-proxy")),
+)
+def test_a_rolling_tail_scanned_piece_by_piece_hits_what_a_full_scan_hits(
+    lines: list[str], cuts: list[int], limit: int, kind: str | None
+) -> None:
+    log = "".join(lines)
+    bounds = sorted({0, len(log), *(c for c in cuts if c < len(log))})
+    text, matches = "", None
+    for start, end in itertools.pairwise(bounds):
+        text, matches = logs.append_to_tail(text, matches, log[start:end], limit=limit, kind=kind)
+        assert len(text) <= limit
+        assert matches == logs.scan_matches(text, kind=kind)
+        incremental = logs.hits_from_matches(matches, text, source="kubelet.log", kind=kind)
+        assert incremental == list(scan_text(text, source="kubelet.log", kind=kind))
+
+
+class TestIncrementalScan:
+    def test_it_keeps_the_cap_and_the_latest_repeat_across_appends(self) -> None:
+        line = (LOGS / "kubelet-subnet-env.log").read_text().splitlines(keepends=True)[1]
+        text, matches = "", None
+        for _ in range(MAX_HITS_PER_CHECK + 5):
+            text, matches = logs.append_to_tail(text, matches, line, limit=1 << 20, kind="kubelet")
+
+        hits = logs.hits_from_matches(matches, text, source="kubelet.log", kind="kubelet")
+
+        assert [h.line for h in hits] == [*range(1, MAX_HITS_PER_CHECK + 1), MAX_HITS_PER_CHECK + 5]
+        assert hits == list(scan_text(text, source="kubelet.log", kind="kubelet"))
+
+    def test_it_renumbers_matches_when_the_head_of_the_tail_is_cut(self) -> None:
+        line = (LOGS / "kubelet-subnet-env.log").read_text().splitlines(keepends=True)[1]
+        text, matches = logs.append_to_tail("", None, "noise\n" * 3 + line, limit=1 << 20, kind="kubelet")
+        assert [m[1] for m in matches] == [4]
+
+        text, matches = logs.append_to_tail(text, matches, "more\n", limit=len(line) + 13, kind="kubelet")
+
+        assert text.startswith("noise\n" + line[:10]) and [m[1] for m in matches] == [2]

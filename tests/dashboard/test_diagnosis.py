@@ -1,0 +1,69 @@
+"""Diagnosis of stored reports: the rolling log tails and their incrementally kept matches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard.diagnosis import diagnose_report, snapshot_for
+from dashboard.models import LogTail, Node, Report, enroll
+from diagnostics.logs import scan_matches, scan_text
+from tests.dashboard.reports import make_report
+
+pytestmark = pytest.mark.django_db
+
+LOGS = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
+SANDBOX_ERROR = (LOGS / "kubelet-subnet-env.log").read_text().splitlines(keepends=True)[1]
+NOISE = 'I1124 10:15:33.000001    4242 kubelet.go:2337] "Starting kubelet main sync loop"\r\n'
+
+
+def store(node: Node, logs: dict[str, str], *, rotated: bool = False) -> Report:
+    document = make_report(logs=logs)
+    for log in document["logs"].values():
+        log["rotated"] = rotated
+    return Report.objects.create(
+        node=node, collected_at="2026-11-24T10:15:40Z", payload=Report.pack(json.dumps(document).encode())
+    )
+
+
+def test_the_kept_log_matches_equal_a_full_scan_of_the_trimmed_tail_after_each_report(settings: Any) -> None:
+    settings.WND_LOG_TAIL_BYTES = 2048
+    node, _token = enroll("prod-eu", "win-node-01")
+    pieces = [NOISE * 3 + SANDBOX_ERROR[:40], SANDBOX_ERROR[40:] + NOISE, SANDBOX_ERROR * 2, NOISE * 12, NOISE * 3]
+    counts = []
+    for piece in pieces:
+        report = store(node, {"kubelet": piece})
+        assert diagnose_report(report.pk)
+        tail = LogTail.objects.get(node=node, kind="kubelet")
+        assert len(tail.text) <= 2048
+        assert [tuple(m) for m in tail.matches] == scan_matches(tail.text, kind="kubelet")
+        expected = list(scan_text(tail.text, source=tail.path, kind="kubelet"))
+        assert list(snapshot_for(report).log_hits) == expected
+        counts.append(len(expected))
+    assert counts == [0, 1, 3, 2, 2]  # the line sent in two parts, two more, then the first one trimmed away
+
+
+def test_a_tail_stored_without_matches_is_scanned_whole_once(settings: Any) -> None:
+    node, _token = enroll("prod-eu", "win-node-01")
+    LogTail.objects.create(node=node, kind="kubelet", path="C:\\k\\kubelet.log", text=SANDBOX_ERROR)
+    report = store(node, {"kubelet": NOISE})
+
+    assert diagnose_report(report.pk)
+
+    tail = LogTail.objects.get(node=node, kind="kubelet")
+    assert tail.text == SANDBOX_ERROR + NOISE
+    assert [(m[0], m[1]) for m in tail.matches] == [("flannel.subnet-env-missing", 1)]
+
+
+def test_a_rotated_log_starts_its_tail_and_its_matches_afresh() -> None:
+    node, _token = enroll("prod-eu", "win-node-01")
+    assert diagnose_report(store(node, {"kubelet": SANDBOX_ERROR}).pk)
+    report = store(node, {"kubelet": NOISE}, rotated=True)
+
+    assert diagnose_report(report.pk)
+
+    tail = LogTail.objects.get(node=node, kind="kubelet")
+    assert (tail.text, tail.matches) == (NOISE, [])
