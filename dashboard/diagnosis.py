@@ -5,6 +5,7 @@ Plain, idempotent functions; the Celery tasks in ``tasks.py`` only call them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -181,6 +182,17 @@ def write_changes(changes: Changes, rewritten: list[Finding], now: datetime) -> 
         Finding.objects.filter(pk__in=[r.pk for r in changes.resolved]).update(resolved_at=now)
 
 
+SUMMARY_FIELDS = (
+    "health",
+    "health_rank",
+    "critical_count",
+    "warning_count",
+    "info_count",
+    "unknown_count",
+    "open_checks",
+)
+
+
 def refresh_summary(node: Node, open_findings: list[Finding]) -> None:
     """Recompute the node's health and counts from its open findings."""
     counts = {s.slug: 0 for s in Severity}
@@ -257,10 +269,37 @@ def prune_reports(node: Node) -> None:
         node.reports.filter(id__lte=cutoff[0]).delete()
 
 
+def ask_for_fresh_report(node: Node) -> bool:
+    """Ask the node's connected agent for a report now; wait (bounded) until it has arrived.
+
+    Returns whether a fresh report arrived. A node without a connected agent is not waited for.
+    """
+    from agent.protocol import RequestError
+    from dashboard import agents
+
+    if not agents.is_online(node.pk):
+        return False
+    asked = timezone.now()
+    try:
+        record = agents.send_request(node, "collect-now", {}, user="diagnostics run")
+    except RequestError:
+        return False
+    if record["state"] == "error":
+        return False
+    deadline = time.monotonic() + settings.WND_SCHEDULE_COLLECT_WAIT
+    while time.monotonic() < deadline:
+        if Node.objects.filter(pk=node.pk, last_report_at__gte=asked).exists():
+            return True
+        time.sleep(0.25)
+    return False
+
+
 def run_now(run_id: int) -> None:
-    """An on-demand run: re-check the node's latest report, streaming progress and findings."""
+    """An on-demand run: fresh data from the agent if it is connected, then every check on the
+    node's latest report, streaming progress and findings."""
     run = DiagnosisRun.objects.select_related("node__cluster").get(pk=run_id)
     node = run.node
+    ask_for_fresh_report(node)
     report = node.reports.order_by("-id").first()
     if report is None:
         run.error = "This node has not sent a report yet: start its agent, then run the diagnostics again."
@@ -273,8 +312,9 @@ def run_now(run_id: int) -> None:
     with transaction.atomic():
         changes = reconcile(node, findings)
         refresh_summary(node, changes.open)
-        node.version += 1
-        node.save()
+        node.version = F("version") + 1
+        # Only what this run decides: reports may have updated the node meanwhile.
+        node.save(update_fields=[*SUMMARY_FIELDS, "version"])
         run.finished_at = timezone.now()
         run.findings_count = len(findings)
         run.report_id = report.pk

@@ -67,3 +67,11 @@ def test_a_rotated_log_starts_its_tail_and_its_matches_afresh() -> None:
 
     tail = LogTail.objects.get(node=node, kind="kubelet")
     assert (tail.text, tail.matches) == (NOISE, [])
+
+
+def test_a_run_on_demand_waits_for_nothing_when_the_agent_is_offline(db: Any) -> None:
+    from dashboard.diagnosis import ask_for_fresh_report
+    from dashboard.models import enroll
+
+    node, _token = enroll("prod-eu", "win-offline")
+    assert ask_for_fresh_report(node) is False

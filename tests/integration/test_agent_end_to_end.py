@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dashboard import agents
+from dashboard.diagnosis import ask_for_fresh_report
 from dashboard.embedded import python
 from dashboard.models import Finding, Node, Report, enroll
 from tests.stack import Stack
@@ -102,3 +103,6 @@ def test_a_fixed_fault_resolves_and_a_connectivity_test_streams_back(
     wait_until(answered, what="the agent's answer")
     done = next(r for r in agents.history(node.pk) if r["id"] == record["id"])
     assert {r["kind"] for r in done["results"]} == {"ping", "curl"}
+
+    # "Run diagnostics now" first asks the connected agent for a fresh report.
+    assert ask_for_fresh_report(node) is True
