@@ -47,7 +47,7 @@ from dashboard.cluster.diagnose import (  # noqa: E402
     PEER_CHECKS,
     check_all_workloads,
     check_workloads,
-    diagnose_nodes,
+    recheck_nodes,
 )
 from dashboard.cluster.models import SourceState  # noqa: E402
 from dashboard.cluster.resources import BY_KIND, ENDPOINT_SLICES, PODS, RESOURCES  # noqa: E402
@@ -153,7 +153,7 @@ def main() -> None:
     listed = time.perf_counter() - started
     workload_findings = check_all_workloads(store.cluster)
     checked = time.perf_counter() - started
-    diagnose_nodes(store.cluster, sorted(store.windows_nodes))
+    recheck_nodes(store.cluster, sorted(store.windows_nodes))
     synced = time.perf_counter() - started
     print(f"initial sync: {synced:.1f} s (store {listed:.1f} s, workload checks {checked - listed:.1f} s, "
           f"{len(store.windows_nodes)} Windows nodes diagnosed {synced - checked:.1f} s); "
@@ -172,10 +172,10 @@ def main() -> None:
     started = time.perf_counter()
     affected = store.apply(PODS, source.apply("Pod", pod))
     check_workloads(store.cluster, sorted(affected.pods))
-    diagnose_nodes(store.cluster, sorted(affected.nodes))
+    recheck_nodes(store.cluster, sorted(affected.nodes))
     local = time.perf_counter() - started
     wide = store.apply(ENDPOINT_SLICES, source.apply("EndpointSlice", es))
-    diagnose_nodes(store.cluster, windows_nodes, only=ENDPOINT_CHECKS, agents_only=True)
+    recheck_nodes(store.cluster, windows_nodes, only=ENDPOINT_CHECKS, agents_only=True)
     total = time.perf_counter() - started
     print(f"one pod change: its node and workload findings updated in {local * 1000:.0f} ms; with its "
           f"EndpointSlice change (endpoints={wide.endpoints}) and the endpoint checks re-run on the Windows "
@@ -186,8 +186,8 @@ def main() -> None:
     node["status"]["nodeInfo"]["kubeletVersion"] = "v1.27.16"
     started = time.perf_counter()
     peers = store.apply(BY_KIND["Node"], source.apply("Node", node))
-    diagnose_nodes(store.cluster, sorted(peers.nodes))
-    changed = diagnose_nodes(store.cluster, windows_nodes, only=PEER_CHECKS)
+    recheck_nodes(store.cluster, sorted(peers.nodes))
+    changed = recheck_nodes(store.cluster, windows_nodes, only=PEER_CHECKS)
     took = time.perf_counter() - started
     print(f"one node's kubelet version changed (peers={peers.peers}): version-skew and config-drift re-run on "
           f"{len(windows_nodes)} Windows nodes in {took:.2f} s ({changed} node(s) with new findings)   "
@@ -196,7 +196,7 @@ def main() -> None:
     # 4. The widest write: the API server is upgraded past every kubelet's skew; each Windows node's findings change.
     SourceState.objects.filter(cluster=store.cluster).update(server_version="v1.35.0")
     started = time.perf_counter()
-    changed = diagnose_nodes(store.cluster, windows_nodes, only=PEER_CHECKS)
+    changed = recheck_nodes(store.cluster, windows_nodes, only=PEER_CHECKS)
     took = time.perf_counter() - started
     opened = Finding.objects.filter(node__cluster=store.cluster, check_id="node.version-skew", resolved_at=None).count()
     print(f"API server upgraded to v1.35.0: version-skew and config-drift re-run and stored on {changed} Windows "

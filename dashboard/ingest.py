@@ -3,12 +3,20 @@
 Order matters: authenticate, read at most the size limit, inflate at most the
 inflated limit, decode, validate; only then store, in one transaction. Every
 refusal is a 4xx with a JSON ``{"error": ...}`` that says what to fix.
+
+Work only when something changed: a report whose probes, files and connectivity verdicts
+are those of the node's last stored report (``facts_digest``), and that brings no log line,
+is only recorded (the node's last report time, agent version, dropped reports): no row, no
+check, no page rendered. Any other report is stored and its node queued for checking
+(``queue.check_node``: one task per node at most, which checks every report that waited).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -18,9 +26,12 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from dashboard import tasks
+from dashboard import queue
 from dashboard.models import AgentToken, Node, Report
-from diagnostics.report import ReportError, parse_report
+from diagnostics.report import NodeReport, ReportError, parse_report
+
+# A token's last use is written at most this often: a report a minute per node is the norm.
+TOKEN_USE_RESOLUTION = timedelta(minutes=5)
 
 
 class IngestError(Exception):
@@ -83,6 +94,25 @@ def decode(data: bytes) -> Any:
         raise IngestError(400, f"report is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
+def facts_digest(report: NodeReport) -> str:
+    """A digest of what the checks read from a report besides its logs.
+
+    Probe outputs and errors, files, and the verdict of each connectivity test (not its
+    output, which carries timings): two reports with the same digest lead to the same findings.
+    """
+    facts = (
+        sorted((name, p.output, p.error) for name, p in report.probes.items()),
+        sorted((name, f.path, f.content, f.error) for name, f in report.files.items()),
+        [(t.kind, t.target, t.origin, t.ok) for t in report.connectivity],
+    )
+    text = json.dumps(facts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def brings_log_lines(report: NodeReport) -> bool:
+    return any(log.text or log.rotated for log in report.logs.values())
+
+
 @csrf_exempt
 @require_POST
 def post_report(request: HttpRequest) -> JsonResponse:
@@ -104,6 +134,13 @@ def post_report(request: HttpRequest) -> JsonResponse:
     if (report.cluster, report.node) != (node.cluster.name, node.name):
         return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
     now = timezone.now()
+    digest = facts_digest(report)
+    seen = {
+        "last_report_at": now,
+        "agent_version": report.agent_version[:32],
+        "dropped_reports": report.dropped_reports,
+    }
+    stored: Report | None = None
     with transaction.atomic():
         # The sequence makes delivery idempotent: an agent retrying a report that
         # did arrive gets a success, and nothing is stored twice.
@@ -111,21 +148,24 @@ def post_report(request: HttpRequest) -> JsonResponse:
             claimed = Node.objects.filter(pk=node.pk).exclude(last_sequence__gte=report.sequence)
             if not claimed.update(last_sequence=report.sequence):
                 return JsonResponse({"status": "duplicate", "sequence": report.sequence}, status=200)
-        stored = Report.objects.create(
-            node=node,
-            received_at=now,
-            collected_at=report.collected_at,
-            sequence=report.sequence,
-            agent_version=report.agent_version[:32],
-            size_bytes=len(data),
-            # A gzip body is kept as it came (it was just inflated once, within limits).
-            payload=sent if sent is not data else Report.pack(data),
-        )
-        Node.objects.filter(pk=node.pk).update(
-            last_report_at=now,
-            agent_version=report.agent_version[:32],
-            dropped_reports=report.dropped_reports,
-        )
-        AgentToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        transaction.on_commit(lambda: tasks.diagnose_report.delay(stored.pk))
+        if digest == node.facts_digest and not brings_log_lines(report):
+            Node.objects.filter(pk=node.pk).update(**seen)
+        else:
+            stored = Report.objects.create(
+                node=node,
+                received_at=now,
+                collected_at=report.collected_at,
+                sequence=report.sequence,
+                agent_version=report.agent_version[:32],
+                size_bytes=len(data),
+                # A gzip body is kept as it came (it was just inflated once, within limits).
+                payload=sent if sent is not data else Report.pack(data),
+            )
+            Node.objects.filter(pk=node.pk).update(**seen, facts_digest=digest)
+            # robust: a broker that is down leaves the report stored; the node's next report queues it.
+            transaction.on_commit(lambda: queue.check_node(node.pk), robust=True)
+        if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION:
+            AgentToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    if stored is None:
+        return JsonResponse({"status": "unchanged"}, status=200)
     return JsonResponse({"status": "accepted", "report": stored.pk}, status=202)

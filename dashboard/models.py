@@ -62,9 +62,11 @@ class Node(models.Model):
     agent_version = models.CharField(max_length=32, blank=True, default="")
     last_report_at = models.DateTimeField(null=True, blank=True)
     last_sequence = models.BigIntegerField(null=True, blank=True)
-    last_diagnosed_report_id = models.BigIntegerField(default=0)
+    last_diagnosed_report_id = models.BigIntegerField(default=0)  # reports up to this one are checked
+    # What the last stored report said, probes, files and connectivity tests (``ingest.facts_digest``):
+    # a report that says the same and brings no log line is only recorded.
+    facts_digest = models.CharField(max_length=64, blank=True, default="")
     dropped_reports = models.PositiveIntegerField(default=0)
-    version = models.PositiveIntegerField(default=0)  # bumped on every change shown live
     # From the cluster source: the API lists this node; or it did, until api_removed_at.
     in_api = models.BooleanField(default=False)
     api_removed_at = models.DateTimeField(null=True, blank=True)

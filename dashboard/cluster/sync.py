@@ -26,7 +26,7 @@ from dashboard.cluster.diagnose import (
     PEER_CHECKS,
     check_all_workloads,
     check_workloads,
-    diagnose_nodes,
+    recheck_nodes,
 )
 from dashboard.cluster.models import SourceState
 from dashboard.cluster.resources import NODES, RESOURCES, Resource
@@ -236,17 +236,17 @@ class ClusterSync:
             try:
                 if full:
                     check_all_workloads(cluster)
-                    diagnose_nodes(cluster, sorted(self.store.windows_nodes))
+                    recheck_nodes(cluster, sorted(self.store.windows_nodes))
                 else:
                     check_workloads(cluster, sorted(affected.pods))
-                    diagnose_nodes(cluster, sorted(affected.nodes))
+                    recheck_nodes(cluster, sorted(affected.nodes))
                     if cluster_wide:
                         # Each kind of context change re-runs only the checks that read it, where they can change.
                         others = sorted(self.store.windows_nodes - affected.nodes)
                         if affected.endpoints:
-                            diagnose_nodes(cluster, others, only=ENDPOINT_CHECKS, agents_only=True)
+                            recheck_nodes(cluster, others, only=ENDPOINT_CHECKS, agents_only=True)
                         if affected.peers:
-                            diagnose_nodes(cluster, others, only=PEER_CHECKS)
+                            recheck_nodes(cluster, others, only=PEER_CHECKS)
             except Exception:  # diagnosis failing must not stop the watches; the next change retries
                 log.exception("%s: diagnosis after API changes failed", self.source.cluster)
         if self.on_flush is not None:

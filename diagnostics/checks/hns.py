@@ -265,6 +265,7 @@ def _slice_ips(snap: NodeSnapshot) -> set[str] | None:
     severity=Severity.WARNING,
     title="Remote HNS endpoints point at pods that no longer exist",
     docs=NET_DOCS,
+    reads={"agent", "services"},
 )
 def stale_remote_endpoints(snap: NodeSnapshot) -> Outcome:
     if snap.hns_endpoints is None:
@@ -321,6 +322,7 @@ def _windows_ready_ips(snap: NodeSnapshot) -> dict[str, set[str]]:
     severity=Severity.WARNING,
     title="Services have no HNS load balancer on this node",
     docs=NET_DOCS,
+    reads={"agent", "services"},
 )
 def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view

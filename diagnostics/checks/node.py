@@ -333,6 +333,7 @@ def hns_crash(snap: NodeSnapshot) -> Outcome:
     severity=Severity.WARNING,
     title="kubelet or kube-proxy is outside the supported version skew",
     docs="https://kubernetes.io/releases/version-skew-policy/",
+    reads={"node", "server"},
 )
 def version_skew(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view
@@ -398,6 +399,7 @@ def peer_facts(snap: NodeSnapshot) -> dict[str, str]:
     severity=Severity.INFO,
     title="This node differs from its Windows peers",
     docs=DOCS,
+    reads={"agent", "node", "peers"},
 )
 def config_drift(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from dashboard.diagnosis import diagnose_report, snapshot_for
+from dashboard.diagnosis import check_node
 from dashboard.models import LogTail, Node, Report, enroll
+from dashboard.snapshots import stored_snapshot
 from diagnostics.logs import scan_matches, scan_text
 from tests.dashboard.reports import make_report
 
@@ -35,13 +36,14 @@ def test_the_kept_log_matches_equal_a_full_scan_of_the_trimmed_tail_after_each_r
     pieces = [NOISE * 3 + SANDBOX_ERROR[:40], SANDBOX_ERROR[40:] + NOISE, SANDBOX_ERROR * 2, NOISE * 12, NOISE * 3]
     counts = []
     for piece in pieces:
-        report = store(node, {"kubelet": piece})
-        assert diagnose_report(report.pk)
+        store(node, {"kubelet": piece})
+        assert check_node(node.pk)
         tail = LogTail.objects.get(node=node, kind="kubelet")
         assert len(tail.text) <= 2048
         assert [tuple(m) for m in tail.matches] == scan_matches(tail.text, kind="kubelet")
         expected = list(scan_text(tail.text, source=tail.path, kind="kubelet"))
-        assert list(snapshot_for(report).log_hits) == expected
+        snap = stored_snapshot(node)
+        assert snap is not None and list(snap.log_hits) == expected
         counts.append(len(expected))
     assert counts == [0, 1, 3, 2, 2]  # the line sent in two parts, two more, then the first one trimmed away
 
@@ -49,9 +51,9 @@ def test_the_kept_log_matches_equal_a_full_scan_of_the_trimmed_tail_after_each_r
 def test_a_tail_stored_without_matches_is_scanned_whole_once(settings: Any) -> None:
     node, _token = enroll("prod-eu", "win-node-01")
     LogTail.objects.create(node=node, kind="kubelet", path="C:\\k\\kubelet.log", text=SANDBOX_ERROR)
-    report = store(node, {"kubelet": NOISE})
+    store(node, {"kubelet": NOISE})
 
-    assert diagnose_report(report.pk)
+    assert check_node(node.pk)
 
     tail = LogTail.objects.get(node=node, kind="kubelet")
     assert tail.text == SANDBOX_ERROR + NOISE
@@ -60,10 +62,11 @@ def test_a_tail_stored_without_matches_is_scanned_whole_once(settings: Any) -> N
 
 def test_a_rotated_log_starts_its_tail_and_its_matches_afresh() -> None:
     node, _token = enroll("prod-eu", "win-node-01")
-    assert diagnose_report(store(node, {"kubelet": SANDBOX_ERROR}).pk)
-    report = store(node, {"kubelet": NOISE}, rotated=True)
+    store(node, {"kubelet": SANDBOX_ERROR})
+    assert check_node(node.pk)
+    store(node, {"kubelet": NOISE}, rotated=True)
 
-    assert diagnose_report(report.pk)
+    assert check_node(node.pk)
 
     tail = LogTail.objects.get(node=node, kind="kubelet")
     assert (tail.text, tail.matches) == (NOISE, [])
