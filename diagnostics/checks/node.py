@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from diagnostics.checks.common import (
@@ -365,6 +366,9 @@ def version_skew(snap: NodeSnapshot) -> Outcome:
         )
 
 
+PEERS_NAMED = 10  # peers quoted in the evidence of a drift
+
+
 def peer_facts(snap: NodeSnapshot) -> dict[str, str]:
     """The facts ``node.config-drift`` compares across Windows nodes; build ``PeerSummary.facts`` with it."""
     from diagnostics.checks.pause import sandbox_image
@@ -407,16 +411,20 @@ def config_drift(snap: NodeSnapshot) -> Outcome:
         return
     mine = peer_facts(snap)
     for key, value in sorted(mine.items()):
-        theirs = [p.facts.get(key) for p in view.peers if p.facts.get(key)]
-        if len(theirs) < 2 or len(set(theirs)) != 1 or theirs[0] == value:
+        # Linear in the number of peers for the whole cluster: the counts are shared (ClusterView).
+        agreed = view.peers_agree_on(key)
+        if agreed is None or agreed[1] < 2 or agreed[0] == value:
             continue
+        theirs, count = agreed
+        named = [f"{p.node}: {p.facts[key]}" for p in islice((p for p in view.peers if p.facts.get(key)), PEERS_NAMED)]
+        more = f" and {count - len(named)} more" if count > len(named) else ""
         yield Fail(
-            summary=f"{key} is {value} here but {theirs[0]} on the other {len(theirs)} Windows nodes: this node is "
+            summary=f"{key} is {value} here but {theirs} on the other {count} Windows nodes: this node is "
             "the odd one out.",
             evidence=(
                 Evidence(f"Node/{snap.node}", f"{key}={value}"),
-                Evidence(view.source or "peers", ", ".join(f"{p.node}: {p.facts.get(key)}" for p in view.peers)),
+                Evidence(view.source or "peers", ", ".join(named) + more),
             ),
-            fix=(f"Align {key} with the other nodes ({theirs[0]}) unless the difference is intended.",),
+            fix=(f"Align {key} with the other nodes ({theirs}) unless the difference is intended.",),
             subject=key,
         )
