@@ -250,6 +250,18 @@ def prepare(args: argparse.Namespace, supervisor: Supervisor) -> Setup:
         name = WATCHED if i == 0 else f"win-{i:04d}"
         node, tokens[name] = enroll("bench", name)
         watched_pk = watched_pk or node.pk
+    if args.fleet_nodes:
+        from dashboard.models import Cluster, Node
+
+        fleet = Cluster.objects.create(name="fleet")
+        healths = ["ok", "ok", "ok", "warning", "critical", "unknown"]
+        Node.objects.bulk_create(
+            [
+                Node(cluster=fleet, name=f"win-{i:05d}", health=healths[i % 6], warning_count=i % 6 == 3)
+                for i in range(args.fleet_nodes)
+            ],
+            batch_size=500,
+        )
     cookie = session_cookie(User.objects.create_user("bench"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -258,6 +270,22 @@ def prepare(args: argparse.Namespace, supervisor: Supervisor) -> Setup:
     wait_for_http(f"{url}/healthz")
     pids = {name: proc.pid for name, proc in supervisor.children}
     return Setup(env, url, tokens, watched_pk, cookie, Cpu(pids["web"]), Cpu(pids["worker"]))
+
+
+def fleet_page(url: str, cookie: str, nodes: int) -> None:
+    """Time the fleet page (first page, unfiltered, and filtered by severity) on loopback: ~ server time."""
+    import urllib.request
+
+    for path in ("/", "/?severity=warning"):
+        times = []
+        for _ in range(11):
+            request = urllib.request.Request(url + path, headers={"Cookie": cookie})
+            start = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+            times.append(time.perf_counter() - start)
+        times.sort()
+        print(f"fleet page {path!r} with {nodes} nodes: median {1000 * times[5]:.1f} ms, max {1000 * times[-1]:.1f} ms")
 
 
 def start_postgres(supervisor: Supervisor, directory: Path) -> str:
@@ -312,6 +340,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
                 async for frame in ws:
                     watcher.saw(str(frame), watched_pk, args.page)
 
+        if args.fleet_nodes:
+            fleet_page(url, cookie, args.fleet_nodes + args.nodes)
         clients = [asyncio.create_task(client()) for _ in range(args.clients)]
         await asyncio.sleep(2)
         print(
@@ -425,6 +455,7 @@ def main() -> int:
     parser.add_argument("--watch-every", type=int, default=10, help="every Nth report is for the watched node")
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--stop-on-fail", action="store_true")
+    parser.add_argument("--fleet-nodes", type=int, default=0, help="first time the fleet page with this many more nodes")
     parser.add_argument("--traffic", choices=["realistic", "changed"], default="realistic")
     parser.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL cluster for the run")
     parser.add_argument(
