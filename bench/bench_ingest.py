@@ -455,7 +455,7 @@ def main() -> int:
     parser.add_argument("--watch-every", type=int, default=10, help="every Nth report is for the watched node")
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--stop-on-fail", action="store_true")
-    parser.add_argument("--fleet-nodes", type=int, default=0, help="first time the fleet page with this many more nodes")
+    parser.add_argument("--fleet-nodes", type=int, default=0, help="time the fleet page with this many more nodes")
     parser.add_argument("--traffic", choices=["realistic", "changed"], default="realistic")
     parser.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL cluster for the run")
     parser.add_argument(
