@@ -78,3 +78,41 @@ def test_a_run_on_demand_waits_for_nothing_when_the_agent_is_offline(db: Any) ->
 
     node, _token = enroll("prod-eu", "win-offline")
     assert ask_for_fresh_report(node) is False
+
+
+def test_reports_that_waited_are_checked_together_keeping_every_log_line() -> None:
+    node, _token = enroll("prod-eu", "win-node-01")
+    store(node, {"kubelet": NOISE})
+    store(node, {"kubelet": SANDBOX_ERROR})
+    newest = store(node, {"kubelet": NOISE})
+
+    assert check_node(node.pk)
+
+    node.refresh_from_db()
+    assert node.last_diagnosed_report_id == newest.pk
+    tail = LogTail.objects.get(node=node, kind="kubelet")
+    assert tail.text == NOISE + SANDBOX_ERROR + NOISE
+    assert [m[0] for m in tail.matches] == ["flannel.subnet-env-missing"]  # the middle report's line
+    assert not check_node(node.pk)  # nothing left to check
+
+
+def test_a_check_that_dies_halfway_leaves_everything_to_the_task_delivered_again(monkeypatch: Any) -> None:
+    from dashboard import diagnosis
+
+    node, _token = enroll("prod-eu", "win-node-01")
+    store(node, {"kubelet": SANDBOX_ERROR})
+
+    def killed(*_args: Any, **_kwargs: Any) -> Any:
+        raise SystemExit("the worker was killed")  # what the worker's process sees, halfway through
+
+    monkeypatch.setattr(diagnosis, "run_iter", killed)
+    with pytest.raises(SystemExit):
+        check_node(node.pk)
+    node.refresh_from_db()
+    assert node.last_diagnosed_report_id == 0 and not LogTail.objects.filter(node=node).exists()
+
+    monkeypatch.undo()
+    assert check_node(node.pk)  # the same task, delivered again, does the whole work
+    node.refresh_from_db()
+    assert node.last_diagnosed_report_id > 0 and node.health == "ok"
+    assert LogTail.objects.get(node=node, kind="kubelet").text == SANDBOX_ERROR
