@@ -49,7 +49,8 @@ def stored_snapshots(
     if api and reads & API_PARTS:
         by_cluster: dict[int, list[Node]] = {}
         for node in nodes:
-            by_cluster.setdefault(node.cluster_id, []).append(node)
+            if node.in_api:  # a node the cluster source never listed has no API half to read
+                by_cluster.setdefault(node.cluster_id, []).append(node)
         for cluster_id, group in by_cluster.items():
             context = ClusterContext.current(cluster_id, group[0].cluster.name)
             found = api_base_snapshots(group, context, workloads="workloads" in reads)
