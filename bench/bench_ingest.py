@@ -413,6 +413,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
                                 step.accepted += 1
                                 if name == WATCHED:
                                     watched.append((int(data["report"]), time.monotonic()))
+                            elif response.status == 200 and data.get("status") == "unchanged":
+                                step.accepted += 1  # recorded: nothing new to check or show
                             else:
                                 step.refused[response.status] = step.refused.get(response.status, 0) + 1
                     except (TimeoutError, aiohttp.ClientError):
