@@ -84,7 +84,7 @@ class FaultStack:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="wnd-faults-")))
     appendonly: bool = False  # Redis keeps its data (and the queue) across a restart
     worker_concurrency: int = 2
-    sweep_every: int = 2  # seconds between maintenance tasks (the sweeper); 30 in production
+    sweep_every: int | None = 2  # seconds between maintenance tasks (the sweeper); None: as configured (30)
     env_extra: dict[str, str] = field(default_factory=dict)
     redis_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
@@ -163,6 +163,14 @@ class FaultStack:
         self._start("web", web_command(self.web_port))
         wait_for_http(f"{self.url}/healthz")
 
+    def manage(self, *argv: str) -> str:
+        """Run ``manage.py`` on the stack's database; return what it printed."""
+        root = Path(__file__).resolve().parents[2]
+        done = subprocess.run(
+            [python(), str(root / "manage.py"), *argv], env=self.env(), check=True, capture_output=True, text=True
+        )
+        return done.stdout
+
     def start(self) -> None:
         """Redis, then the maintenance interval shortened, then web, worker and beat."""
         from django_celery_beat.models import PeriodicTask
@@ -170,10 +178,11 @@ class FaultStack:
         from dashboard.schedules import MAINTENANCE_NAME
 
         self.start_redis()
-        task = PeriodicTask.objects.select_related("interval").get(name=MAINTENANCE_NAME)
-        assert task.interval is not None
-        task.interval.every = self.sweep_every
-        task.interval.save()
+        if self.sweep_every is not None:  # this process's database must be the stack's
+            task = PeriodicTask.objects.select_related("interval").get(name=MAINTENANCE_NAME)
+            assert task.interval is not None
+            task.interval.every = self.sweep_every
+            task.interval.save()
         self.start_web()
         self.start_worker()
         self._start("beat", beat_command())
