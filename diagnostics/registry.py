@@ -84,6 +84,7 @@ def _finding(spec: CheckSpec, snap: NodeSnapshot, outcome: Fail | Unknown) -> Fi
         outcome.summary,
         title=outcome.title or spec.title,
         evidence=outcome.evidence,
+        fix=tuple(s if isinstance(s, str) else s.as_text() for s in outcome.fix),
         steps=fix_steps(outcome.fix),
         subject=outcome.subject,
     )
