@@ -58,6 +58,11 @@ class Recorded:
         self.watches: list[tuple[str, str]] = []
         self.open = threading.Event()
         self.open.set()
+        self.versions = 0
+
+    def server_version(self) -> str:
+        self.versions += 1
+        return self.source.server_version()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.source, name)
@@ -205,15 +210,18 @@ def test_an_api_server_that_goes_away_is_shown_and_recovered_without_restart(
             messages.add(current.message)
         return current if current is not None and current.state == state else None
 
-    with run_sync(source_for(lab_kubeconfig), diagnose=False) as running:
+    source = Recorded(source_for(lab_kubeconfig))
+    with run_sync(source, diagnose=False) as running:
         running.settled()
         wait_for(connected, what="connected")
+        versions = source.versions
         args = kube.kill_apiserver()
         state = wait_for(lambda: seen(SourceState.ERROR), what="the error state")
         assert f"cannot reach the API server at {kube.server}" in state.message
         assert state.error_since is not None
         kube.start_apiserver(args)
         wait_for(lambda: seen(SourceState.CONNECTED), what="connected again")
+        wait_for(lambda: source.versions > versions, what="the version asked again after the reconnection")
         node = kube.get("Node", "win-2019")
         node["metadata"]["labels"]["example.com/pool"] = "green"
         kube.update(node)
