@@ -306,10 +306,11 @@ def check_node(node_id: int) -> bool:
 
     Reports that queued up are checked together (``queue.check_node``): the log lines of
     every one go to the rolling tails, in order, and the checks run once, on the newest
-    one's facts. The claim (``last_diagnosed_report_id``) and the findings are written in
-    one transaction, under the node's row lock: a worker killed halfway leaves nothing
-    done, so the task delivered again does the whole work; run twice, the second finds
-    nothing to do (idempotent).
+    one's facts. The claim (``last_diagnosed_report_id``), the findings and the reports'
+    ``diagnosed_at`` are written in one transaction, under the node's row lock: a worker
+    killed halfway leaves them all owed, so the task delivered again (or queued again by
+    ``delivery.sweep``) does the whole work; run twice, the second finds nothing to do
+    (idempotent).
     """
     queue.check_taken(node_id)
     with transaction.atomic():
@@ -318,9 +319,13 @@ def check_node(node_id: int) -> bool:
             return False
         rows = list(node.reports.filter(pk__gt=node.last_diagnosed_report_id).order_by("pk"))
         if not rows:
+            # Nothing newer than the last check; a report older than it is settled by it.
+            node.reports.filter(diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
             return False
         parsed = [report for report in map(parse_stored, rows) if report is not None]
         node.last_diagnosed_report_id = rows[-1].pk
+        # Done with these reports once this transaction commits (and with any older one still owed).
+        node.reports.filter(pk__lte=rows[-1].pk, diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
         if not parsed:
             Node.objects.filter(pk=node.pk).update(last_diagnosed_report_id=node.last_diagnosed_report_id)
             return True
@@ -373,6 +378,8 @@ def run_now(run_id: int) -> None:
     """An on-demand run: fresh data from the agent if it is connected, then every check on the
     node's latest report, streaming progress and findings."""
     run = DiagnosisRun.objects.select_related("node__cluster").get(pk=run_id)
+    if run.finished_at is not None:  # done, or failed when its lease expired (``dashboard.delivery``)
+        return
     node = run.node
     ask_for_fresh_report(node)
     report_id = node.reports.order_by("-id").values_list("id", flat=True).first()
@@ -400,7 +407,8 @@ def _stream(run: DiagnosisRun, snap: NodeSnapshot) -> Iterator[EngineFinding]:
     run.save(update_fields=["checks_total"])
     for done, check_id in enumerate(specs, start=1):
         found = sort_findings(list(run_iter(snap, only=[check_id])))
-        DiagnosisRun.objects.filter(pk=run.pk).update(checks_done=done)
+        # Progress renews the run's lease (``dashboard.delivery``).
+        DiagnosisRun.objects.filter(pk=run.pk).update(checks_done=done, heartbeat_at=timezone.now())
         if found:
             for finding in found:
                 live.run_progress(run.node_id, run.node.group, run.pk, finding.to_dict())

@@ -40,9 +40,13 @@ def _marker(node_id: int) -> str:
     return f"wnd:check-queued:{node_id}"
 
 
-def check_node(node_id: int) -> bool:
-    """Have the node's unchecked reports checked; return whether a task was sent (else one is waiting)."""
-    if not live.redis_client().set(_marker(node_id), 1, nx=True, ex=MARKER_TTL):
+def check_node(node_id: int, *, force: bool = False) -> bool:
+    """Have the node's unchecked reports checked; return whether a task was sent (else one is waiting).
+
+    ``force`` sends one whatever the marker says (the sweeper: the waiting task may have been lost).
+    """
+    marked = live.redis_client().set(_marker(node_id), 1, nx=not force, ex=MARKER_TTL)
+    if not marked:
         return False
     try:
         send(CHECK_NODE, node_id)

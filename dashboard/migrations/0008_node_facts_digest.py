@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("dashboard", "0006_logtail_matches")]
+    dependencies = [("dashboard", "0007_delivery")]
 
     operations = [
         migrations.RemoveField(model_name="node", name="version"),
