@@ -32,7 +32,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from dashboard import live
+from dashboard import live, queue
 from dashboard.cluster.models import ApiObject
 from dashboard.diagnosis import store_findings
 from dashboard.models import Node, Report
@@ -43,7 +43,7 @@ from diagnostics.registry import all_checks, run_iter
 
 log = logging.getLogger(__name__)
 
-RUN_TASK = "dashboard.run_schedule"
+RUN_TASK = queue.RUN_SCHEDULE
 MAINTENANCE_TASK = "dashboard.maintenance"
 MAINTENANCE_NAME = "wnd maintenance"
 MAINTENANCE_EVERY = 30  # seconds: stale agents, silence expiry, notification retries, run recovery

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 ENDPOINT_CHECKS = checks_reading("services")
 # another Windows node or the API server's version changed.
 PEER_CHECKS = checks_reading("peers", "server")
-CLUSTER_WIDE_CHECKS = tuple(sorted({*ENDPOINT_CHECKS, *PEER_CHECKS}))
 # Nodes whose findings are stored in one transaction: few queries, short locks.
 STORE_BATCH = 200
 

@@ -15,7 +15,7 @@ from agent.collect import Collector
 from agent.config import AgentConfig
 from agent.scenario import ScenarioRunner
 from agent.state import AgentState
-from dashboard.cluster.diagnose import CLUSTER_WIDE_CHECKS, PEER_CHECKS, recheck_nodes
+from dashboard.cluster.diagnose import ENDPOINT_CHECKS, PEER_CHECKS, recheck_nodes
 from dashboard.cluster.models import ApiObject, SourceState, WorkloadFinding
 from dashboard.cluster.resources import ENDPOINT_SLICES, PODS
 from dashboard.cluster.simulated import SimulatedSource
@@ -97,7 +97,7 @@ def test_remote_endpoints_are_compared_with_the_clusters_endpoint_slices(tmp_pat
     )  # fmt: skip
     affected = store.apply(ENDPOINT_SLICES, source.apply("EndpointSlice", web))
     assert affected.cluster_wide
-    recheck_nodes(store.cluster, ["win-stg-03"], only=CLUSTER_WIDE_CHECKS)
+    recheck_nodes(store.cluster, ["win-stg-03"], only=(*ENDPOINT_CHECKS, *PEER_CHECKS))
     found = open_checks(node)
     assert "hns.stale-remote-endpoints" not in found
     assert "hns.lb-policy-missing" in found
