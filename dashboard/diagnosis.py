@@ -56,12 +56,12 @@ class Changes:
         return self.opened + self.updated + self.still_open
 
 
-def update_log_tails(node: Node, reports: Sequence[NodeReport]) -> list[LogTail]:
-    """Append the reports' new log lines, in order, to the node's rolling tails; return the tails.
+def append_log_tails(node: Node, reports: Sequence[NodeReport]) -> tuple[list[LogTail], list[LogTail]]:
+    """The node's rolling tails with the reports' new log lines appended, in order: (all, changed).
 
-    One upsert per tail changed. The tails' kept matches equal ``scan_matches`` of their text:
-    only the appended lines are scanned, the earlier matches come from the tail row
-    (renumbered, or dropped when trimmed away), which keeps a report's cost independent of
+    Nothing is written (``save_log_tails`` does). The tails' kept matches equal ``scan_matches``
+    of their text: only the appended lines are scanned, the earlier matches come from the tail
+    row (renumbered, or dropped when trimmed away), which keeps a report's cost independent of
     ``WND_LOG_TAIL_BYTES``.
     """
     limit = settings.WND_LOG_TAIL_BYTES
@@ -85,13 +85,17 @@ def update_log_tails(node: Node, reports: Sequence[NodeReport]) -> list[LogTail]
         if tail.matches is None:  # a tail stored before matches were kept
             tail.matches = scan_matches(tail.text, kind=tail.kind)
             written[tail.kind] = tail
+    return sorted(tails.values(), key=lambda t: t.kind), list(written.values())
+
+
+def save_log_tails(node: Node, tails: Sequence[LogTail]) -> None:
+    """Write these tails of the node: one upsert each."""
     # An upsert per tail, new or changed alike: ``bulk_update`` costs more than a save per row, and a
     # many-row ``bulk_create`` on PostgreSQL sends the texts as arrays, which the driver quotes slowly.
     fields = ["path", "text", "matches", "updated_at"]
-    for t in written.values():
+    for t in tails:
         row = LogTail(node=node, kind=t.kind, **{name: getattr(t, name) for name in fields})
         LogTail.objects.bulk_create([row], update_conflicts=True, unique_fields=["node", "kind"], update_fields=fields)
-    return sorted(tails.values(), key=lambda t: t.kind)
 
 
 def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str] | None = None) -> Changes:
@@ -306,39 +310,54 @@ def check_node(node_id: int) -> bool:
 
     Reports that queued up are checked together (``queue.check_node``): the log lines of
     every one go to the rolling tails, in order, and the checks run once, on the newest
-    one's facts. The claim (``last_diagnosed_report_id``), the findings and the reports'
-    ``diagnosed_at`` are written in one transaction, under the node's row lock: a worker
-    killed halfway leaves them all owed, so the task delivered again (or queued again by
-    ``delivery.sweep``) does the whole work; run twice, the second finds nothing to do
-    (idempotent).
+    one's facts.
+
+    1. Read and parse the reports, append their lines, run the checks: no lock held, so the
+       database keeps taking reports meanwhile (SQLite has one writer at a time).
+    2. In one transaction, under the node's row lock: claim (``last_diagnosed_report_id``
+       still where step 1 found it, else another check got there first and step 1 starts
+       again from what it left), write the tails, the findings (``store_findings``) and the
+       reports' ``diagnosed_at``. A worker killed at any point leaves them all owed, so the
+       task delivered again (or queued again by ``delivery.sweep``) does the whole work;
+       run twice, the second finds nothing to do (idempotent).
     """
     queue.check_taken(node_id)
-    with transaction.atomic():
-        node = Node.objects.select_for_update(of=("self",)).select_related("cluster").filter(pk=node_id).first()
+    for _attempt in range(5):
+        node = Node.objects.select_related("cluster").filter(pk=node_id).first()
         if node is None:
             return False
-        rows = list(node.reports.filter(pk__gt=node.last_diagnosed_report_id).order_by("pk"))
+        start = node.last_diagnosed_report_id
+        rows = list(node.reports.filter(pk__gt=start).order_by("pk"))
         if not rows:
             # Nothing newer than the last check; a report older than it is settled by it.
             node.reports.filter(diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
             return False
         parsed = [report for report in map(parse_stored, rows) if report is not None]
-        node.last_diagnosed_report_id = rows[-1].pk
-        # Done with these reports once this transaction commits (and with any older one still owed).
-        node.reports.filter(pk__lte=rows[-1].pk, diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
-        if not parsed:
-            Node.objects.filter(pk=node.pk).update(last_diagnosed_report_id=node.last_diagnosed_report_id)
-            return True
-        tails = update_log_tails(node, parsed)
-        snap = stored_snapshots([node], reports={node.pk: parsed[-1]}, tails={node.pk: tails})[node.pk]
-        findings = list(run_iter(snap))
-        apply_node_facts(node, snap)
-        # Every page of the node changes (its reports, facts, last check): announced even when
-        # no finding opened or resolved.
-        store_findings([(node, findings)], fields=[*FACT_FIELDS, "last_diagnosed_report_id"], announce=True)
-    if rows[-1].pk % 10 == 0 or len(rows) >= 10:
-        prune_reports(node)
-    return True
+        findings: list[EngineFinding] = []
+        tails: list[LogTail] = []
+        if parsed:
+            every, tails = append_log_tails(node, parsed)
+            snap = stored_snapshots([node], reports={node.pk: parsed[-1]}, tails={node.pk: every})[node.pk]
+            findings = list(run_iter(snap))
+            apply_node_facts(node, snap)
+        with transaction.atomic():
+            claimed = Node.objects.select_for_update(of=("self",)).filter(pk=node_id, last_diagnosed_report_id=start)
+            if not list(claimed.values_list("pk", flat=True)):
+                continue  # checked meanwhile: start again from what that check left
+            node.last_diagnosed_report_id = rows[-1].pk
+            # Done with these reports once this commits (and with any older one still owed).
+            node.reports.filter(pk__lte=rows[-1].pk, diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
+            if not parsed:  # none could be read: nothing to check, nothing to show
+                Node.objects.filter(pk=node.pk).update(last_diagnosed_report_id=node.last_diagnosed_report_id)
+                return True
+            save_log_tails(node, tails)
+            # Every page of the node changes (its reports, facts, last check): announced even when
+            # no finding opened or resolved.
+            store_findings([(node, findings)], fields=[*FACT_FIELDS, "last_diagnosed_report_id"], announce=True)
+        if rows[-1].pk % 10 == 0 or len(rows) >= 10:
+            prune_reports(node)
+        return True
+    return False
 
 
 def prune_reports(node: Node) -> None:

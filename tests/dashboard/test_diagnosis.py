@@ -116,3 +116,23 @@ def test_a_check_that_dies_halfway_leaves_everything_to_the_task_delivered_again
     node.refresh_from_db()
     assert node.last_diagnosed_report_id > 0 and node.health == "ok"
     assert LogTail.objects.get(node=node, kind="kubelet").text == SANDBOX_ERROR
+
+
+def test_a_check_overtaken_by_another_starts_again_and_applies_no_line_twice(monkeypatch: Any) -> None:
+    from dashboard import diagnosis
+
+    node, _token = enroll("prod-eu", "win-node-01")
+    store(node, {"kubelet": SANDBOX_ERROR})
+    real_run_iter = diagnosis.run_iter
+    overtaken = []
+
+    def another_worker_first(*args: Any, **kwargs: Any) -> Any:
+        if not overtaken:  # while this check runs its checks, another check of the node commits
+            overtaken.append(True)
+            assert check_node(node.pk)
+        return real_run_iter(*args, **kwargs)
+
+    monkeypatch.setattr(diagnosis, "run_iter", another_worker_first)
+    assert not check_node(node.pk)  # started again: the other one had done it all
+
+    assert LogTail.objects.get(node=node, kind="kubelet").text == SANDBOX_ERROR
