@@ -427,7 +427,7 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
                     try:
                         try:
                             response = await session.post(f"{url}/api/v1/reports", data=body, headers=headers)
-                        except aiohttp.ServerDisconnectedError:
+                        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                             # A kept-alive connection the server closed as it was reused: an agent sends
                             # again (the sequence makes it safe), and so does the bench, once.
                             response = await session.post(f"{url}/api/v1/reports", data=body, headers=headers)
