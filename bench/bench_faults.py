@@ -39,10 +39,12 @@ sys.path.insert(0, str(ROOT))
 DIAGNOSED_RE = re.compile(r'data-diagnosed="(\d+)"')
 
 
-def setup_django(args: argparse.Namespace) -> Path:
+def setup_django(args: argparse.Namespace, redis_port: int) -> Path:
+    """Settings for this process too: the stack's database, and the Redis every scenario starts on ``redis_port``."""
     workdir = Path(tempfile.mkdtemp(prefix="wnd-bench-faults-"))
     os.environ.update(
         {
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "WND_VAR_DIR": str(workdir / "var"),
             "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
             "DJANGO_SETTINGS_MODULE": "dashboard.settings",
@@ -296,7 +298,10 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=180.0, help="seconds to wait for every diagnosis after a run")
     parser.add_argument("--database-url", help="a throwaway database, emptied first; default: SQLite")
     args = parser.parse_args()
-    workdir = setup_django(args)
+    from dashboard.embedded import free_port
+
+    redis_port = free_port()
+    workdir = setup_django(args, redis_port)
     from tests.faults.harness import FaultStack
 
     for name in args.scenarios.split(","):
@@ -305,6 +310,7 @@ def main() -> int:
             workdir=workdir / name,
             appendonly=args.appendonly,
             sweep_every=args.sweep_every,
+            redis_port=redis_port,
             # Deployed values, except the lease: a bundle of a few nodes makes progress every second.
             env_extra={"WND_REQUEUE_AFTER": "600", "WND_LEASE_SECONDS": "30", "WND_BUNDLE_LOGS_WAIT": "0"},
         )
