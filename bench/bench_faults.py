@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import sys
 import tempfile
@@ -63,8 +64,8 @@ def setup_django(args: argparse.Namespace, redis_port: int) -> Path:
 
 
 class LiveWatcher:
-    """A browser on a node page: reconnects a second after its socket closes (as htmx's
-    WebSocket extension does) and notes when each diagnosed report first shows up."""
+    """A browser on a node page: reconnects after its socket closes with the delays of
+    ``static/js/app.js`` (2-4 s at most) and notes when each diagnosed report first shows up."""
 
     def __init__(self, url: str, path: str, cookie: str) -> None:
         self.url, self.path, self.cookie = url, path, cookie
@@ -78,9 +79,11 @@ class LiveWatcher:
         from websockets.sync.client import connect
 
         ws_url = self.url.replace("http", "ws") + self.path
+        retries = 0
         while not self.stop.is_set():
             try:
                 with connect(ws_url, additional_headers={"Cookie": self.cookie, "Origin": self.url}) as ws:
+                    retries = 0
                     while not self.stop.is_set():
                         try:
                             frame = ws.recv(timeout=0.5)
@@ -92,7 +95,8 @@ class LiveWatcher:
                 pass
             if not self.stop.is_set():
                 self.reconnects += 1
-                time.sleep(1.0)
+                time.sleep(min(4.0, 0.25 * 2**retries) * (0.5 + random.random() / 2))
+                retries += 1
 
     def first_showing(self, report_id: int, after: float) -> float | None:
         times = [t for t, shown in self.seen if shown >= report_id and t >= after]
