@@ -125,6 +125,16 @@
   document.addEventListener("htmx:sendError", unreachable);
   document.addEventListener("htmx:timeout", unreachable);
 
+  // A plain form the server sent back with errors: bring the first one into view, its field focused.
+  // After "load": the browser's own scroll to the URL's #fragment has happened by then.
+  window.addEventListener("load", function () {
+    var first = document.querySelector("form [role=alert]:not(:empty)");
+    if (!first) return;
+    first.scrollIntoView({ block: "center" });
+    var field = first.closest("label") && first.closest("label").querySelector("input, select, textarea");
+    if (field) field.focus({ preventScroll: true });
+  });
+
   // -- Destructive actions ask first ------------------------------------------------------------
   // A form or button with data-confirm="question" asks before submitting (plain and htmx forms).
   document.addEventListener("submit", function (event) {
