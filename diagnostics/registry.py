@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from diagnostics.model import DOCS_BASE, Evidence, Fail, Finding, Severity, Status, Unknown
+from diagnostics.model import DOCS_BASE, Evidence, Fail, Finding, Severity, Status, Unknown, fix_steps
 from diagnostics.snapshot import NodeSnapshot
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ def _finding(spec: CheckSpec, snap: NodeSnapshot, outcome: Fail | Unknown) -> Fi
         outcome.summary,
         title=outcome.title or spec.title,
         evidence=outcome.evidence,
-        fix=outcome.fix,
+        fix=tuple(s if isinstance(s, str) else s.as_text() for s in outcome.fix),
+        steps=fix_steps(outcome.fix),
         subject=outcome.subject,
     )
 
