@@ -15,7 +15,7 @@ def test_each_report_carries_the_token_file_as_it_is_now(tmp_path: Path) -> None
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+        def do_POST(self) -> None:
             seen.append(self.headers.get("Authorization", ""))
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(202)
