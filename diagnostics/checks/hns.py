@@ -142,18 +142,34 @@ def network_missing(snap: NodeSnapshot) -> Outcome:
     name = wanted[0] if wanted else "cbr0"
     physical = _physical_adapter(snap)
     fix = [
-        f'Check: Get-HnsNetwork | ? Name -ieq "{name}"; Get-NetAdapter | ? Name -Like "vEthernet (Ethernet*"',
+        FixStep(
+            "See what HNS and Windows have: the container network and its vEthernet adapter.",
+            (f'Get-HnsNetwork | ? Name -ieq "{name}"', 'Get-NetAdapter | ? Name -Like "vEthernet (*"'),
+        )
     ]
     if physical and physical.lower() != "ethernet":
         fix.append(
-            f"The host adapter is named {physical!r}, not 'Ethernet': run start.ps1 with "
-            f"-InterfaceName {ps_quote(physical)} (or set the interface flanneld/the CNI uses to it)."
+            FixStep(
+                f"The host adapter is named {physical!r}, not 'Ethernet': give its name to the script that creates "
+                "the network (start.ps1 -InterfaceName, or the interface flanneld/the CNI uses).",
+                (f".\\start.ps1 -InterfaceName {ps_quote(physical)}",),
+            )
         )
     else:
-        fix.append("If the host adapter is not named 'Ethernet', pass its name to start.ps1 with -InterfaceName.")
-    fix.append("Read start-kubelet.ps1's output for errors while the network was created, then run it again.")
+        fix.append(
+            FixStep(
+                "If the host adapter is not named 'Ethernet', pass its real name to start.ps1 with -InterfaceName.",
+                ("Get-NetAdapter | Select-Object Name, InterfaceDescription, Status",),
+            )
+        )
+    fix.append(FixStep("Read start-kubelet.ps1's output for errors while the network was created, then run it again."))
     if uses_flannel(snap):
-        fix.append(restart_command(snap, "flanneld") + " (flanneld creates the network), then restart kubelet.")
+        fix.append(
+            FixStep(
+                "Restart flanneld (it creates the network), then kubelet.",
+                (restart_command(snap, "flanneld"), restart_command(snap, "kubelet")),
+            )
+        )
     yield Fail(
         summary=(("; ".join(problems) + ". ") if problems else "")
         + "Without the HNS network and its vEthernet adapter, kubelet cannot give pods a network.",

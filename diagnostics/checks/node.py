@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from diagnostics.checks.common import (
+    change_arguments_steps,
     cni_conf,
     component_flags,
     hit_evidence,
@@ -338,6 +339,7 @@ def _memory_of(flag_value: str) -> float | None:
 def memory_reserve_low(snap: NodeSnapshot) -> Outcome:
     flags = component_flags(snap, "kubelet")
     if flags is None:
+        yield from _reserve_from_allocatable(snap)
         return
     values = flags.value
     system, kube = values.get("system-reserved", ""), values.get("kube-reserved", "")
@@ -351,10 +353,55 @@ def memory_reserve_low(snap: NodeSnapshot) -> Outcome:
         summary=f"kubelet reserves {total / GIB:.2f} GiB of memory for the system and Kubernetes; Windows needs at "
         "least 2 GiB, or pods overcommit the node and it pages.",
         evidence=(Evidence(flags.source, shown),),
-        fix=(
-            "Add --system-reserved=memory=1536Mi --kube-reserved=memory=512Mi (2 GiB in all) to kubelet's flags "
-            "and restart kubelet.",
+        fix=_reserve_fix(snap),
+    )
+
+
+_RESERVES = "--system-reserved=memory=1536Mi --kube-reserved=memory=512Mi"
+
+
+def _reserve_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
+    """Reserve 2 GiB the way this node's kubelet is started: its service (nssm or native), else its flags."""
+    svc = snap.service("kubelet")
+    line = snap.component_command_line("kubelet")
+    if svc is not None and line is not None:
+        words = re.sub(r"\s--(?:system|kube)-reserved[= ]\S+", "", " " + line.value).strip()
+        match = re.match(r'\s*("[^"]*"|\S+)\s*(.*)$', words)
+        program, args = (match.group(1), match.group(2)) if match else (words, "")
+        if "nssm" in program.lower():
+            match = re.match(r'\s*("[^"]*"|\S+)\s*(.*)$', args)
+            program, args = (match.group(1), match.group(2)) if match else (args, "")
+        return change_arguments_steps(svc, program, f"{args} {_RESERVES}".strip())
+    return (
+        FixStep(
+            f"Add {_RESERVES} (2 GiB in all) to kubelet's flags where this node starts it (its service, or "
+            "systemReserved/kubeReserved in the kubelet config file), then restart kubelet.",
+            ("Restart-Service kubelet",),
         ),
+    )
+
+
+def _reserve_from_allocatable(snap: NodeSnapshot) -> Outcome:
+    """Without kubelet's flags, the Node's capacity minus allocatable memory is what it reserves (and evicts at)."""
+    if snap.node_object is None:
+        return
+    status = snap.node_object.value.get("status") or {}
+    capacity = parse_quantity(str((status.get("capacity") or {}).get("memory") or ""))
+    allocatable = parse_quantity(str((status.get("allocatable") or {}).get("memory") or ""))
+    if capacity is None or allocatable is None or capacity <= 0:
+        return
+    reserved = capacity - allocatable
+    if reserved >= 2 * GIB:
+        return
+    yield Fail(
+        summary=f"The node keeps {reserved / GIB:.2f} GiB of its {capacity / GIB:.1f} GiB memory out of pods' reach "
+        "(capacity minus allocatable); Windows needs at least 2 GiB reserved for the system and Kubernetes, or pods "
+        "overcommit the node and it pages.",
+        evidence=(
+            Evidence(f"{snap.node_object.source} status.capacity.memory", str(status["capacity"]["memory"])),
+            Evidence(f"{snap.node_object.source} status.allocatable.memory", str(status["allocatable"]["memory"])),
+        ),
+        fix=_reserve_fix(snap),
     )
 
 
@@ -477,13 +524,31 @@ def config_drift(snap: NodeSnapshot) -> Outcome:
         theirs = [p.facts.get(key) for p in view.peers if p.facts.get(key)]
         if len(theirs) < 2 or len(set(theirs)) != 1 or theirs[0] == value:
             continue
+        what = _DRIFT_WORDS.get(key, key.replace("_", " "))
         yield Fail(
-            summary=f"{key} is {value} here but {theirs[0]} on the other {len(theirs)} Windows nodes: this node is "
-            "the odd one out.",
+            summary=f"This node's {what} is {value}, but the other {len(theirs)} Windows nodes all have {theirs[0]}: "
+            "this node is the odd one out.",
             evidence=(
-                Evidence(f"Node/{snap.node}", f"{key}={value}"),
+                Evidence(f"Node/{snap.node}", f"{what}: {value}"),
                 Evidence(view.source or "peers", ", ".join(f"{p.node}: {p.facts.get(key)}" for p in view.peers)),
             ),
-            fix=(f"Align {key} with the other nodes ({theirs[0]}) unless the difference is intended.",),
+            fix=(f"Give this node the same {what} as the others ({theirs[0]}), unless the difference is intended.",),
             subject=key,
         )
+
+
+# The facts node.config-drift compares, as a person says them.
+_DRIFT_WORDS = {
+    "pause_image": "pause (sandbox) image",
+    "runtime_version": "container runtime version",
+    "os_build": "Windows build",
+    "cni_type": "CNI plugin",
+    "kube_proxy_network": "kube-proxy network name",
+    "kube_proxy_mode": "kube-proxy mode",
+    "hotfix_level": "Windows update level",
+    "kubelet_minor": "kubelet minor version",
+    "kubelet_version": "kubelet version",
+    "kube_proxy_version": "kube-proxy version",
+    "kernel_version": "kernel version",
+    "os_image": "OS image",
+}

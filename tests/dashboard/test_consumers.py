@@ -30,7 +30,7 @@ async def test_the_fleet_consumer_sends_the_current_state_on_connect(viewer: Any
     connected, _ = await comm.connect()
     assert connected
     frame = await comm.receive_from(timeout=5)
-    assert 'id="fleet-table" hx-swap-oob="true"' in frame and "win-a" in frame
+    assert 'id="fleet-table" hx-swap-oob="morph"' in frame and "win-a" in frame
     await comm.disconnect()
 
 
