@@ -73,6 +73,7 @@ KIND_LABELS: dict[str, str] = {
     "source-vip-request": "SourceVipRequest.json",
     "containerd-config": "containerd's config.toml",
     "kubernetes-objects": "Kubernetes objects (kubectl get -o yaml or -o json)",
+    "text": "text of no single known kind, read line by line (kubectl output, logs, transcripts)",
     "node-report": "an agent report (node-report/v1)",
     "findings": "a findings/v1 document",
 }
@@ -134,9 +135,14 @@ class Analysis:
 
 
 def finding_rows(findings: Iterable[EngineFinding]) -> list[Finding]:
-    """Engine findings as unsaved ``Finding`` rows (no node, no primary key), worst first."""
+    """Engine findings as unsaved ``Finding`` rows (no node, no primary key), worst first.
+
+    A row whose finding is caused by another on the same node carries ``caused_by`` (not a
+    column: these rows are never saved) so the card can say "because of ...".
+    """
     now = timezone.now()
-    return [
+    ordered = sort_findings(list(findings))
+    rows = [
         Finding(
             check_id=f.check,
             subject=f.subject[:400],
@@ -150,8 +156,11 @@ def finding_rows(findings: Iterable[EngineFinding]) -> list[Finding]:
             first_seen=now,
             last_seen=now,
         )
-        for f in sort_findings(list(findings))
+        for f in ordered
     ]
+    for row, found in zip(rows, ordered, strict=True):
+        row.caused_by = found.caused_by  # type: ignore[attr-defined]
+    return rows
 
 
 def _analysis(label: str, diagnosis: Diagnosis) -> Analysis:

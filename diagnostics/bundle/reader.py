@@ -298,7 +298,12 @@ def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> 
             for key, value in facts.node_info.items():
                 info.setdefault(key, value)
         elif not nodes:
-            node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": ""}, "status": {"nodeInfo": facts.node_info}}
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": ""},
+                "status": {"nodeInfo": facts.node_info},
+            }
             part.facts["node_object"] = _Candidate(_PRIO_FILE + 1, path, Fact(node, path))
     if facts.hns_networks_empty:
         # Get-HnsNetwork seen printing nothing beats any network JSON elsewhere in the text (often a request).

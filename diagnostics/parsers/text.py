@@ -39,9 +39,7 @@ class TextFacts:
     ipconfig: str = ""
 
     def __bool__(self) -> bool:
-        return bool(
-            self.nodes or self.server_version or self.node_info or self.hns_networks_empty or self.ipconfig
-        )
+        return bool(self.nodes or self.server_version or self.node_info or self.hns_networks_empty or self.ipconfig)
 
 
 _WINDOWS_CONTEXT = re.compile(
@@ -77,7 +75,9 @@ def read_text(text: str) -> TextFacts:
     hint = _HINT.search(text)
     if hint:
         word = hint.group(1).lower()
-        facts.network_hint = "overlay" if word in ("overlay", "vxlan", "vxlan0", "win-overlay", "flannel.4096") else "l2bridge"
+        facts.network_hint = (
+            "overlay" if word in ("overlay", "vxlan", "vxlan0", "win-overlay", "flannel.4096") else "l2bridge"
+        )
     start = text.find("Windows IP Configuration")
     if start >= 0:
         facts.ipconfig = text[start:]
@@ -284,22 +284,27 @@ def _node_events(text: str, windows_context: bool) -> dict[str, dict[str, str]]:
 _SERVER_GIT = re.compile(r"Server Version:\s*version\.Info\{[^}]*GitVersion:\"(v[\d.]+[^\"]*)\"")
 _SERVER_PLAIN = re.compile(r"^\W{0,3}Server Version:\s*(v\d+\.\d+\.\d+\S*)\s*$", re.MULTILINE)
 _KUBE_VERSION = re.compile(
-    r"(?:kubernetes version[^:\n]*:|kubelet version:|\]\s*version:|\b(?:aks|eks|gke|rke2?|k3s)\s+)\s*`?(v?1\.\d+\.\d+[\w.+-]*)",
+    r"(?:kubernetes version[^:\n]*:|kubelet version:|\]\s*version:|\b(?:aks|eks|gke|rke2?|k3s)\s+)"
+    r"\s*`?(v?1\.\d+\.\d+[\w.+-]*)",
     re.IGNORECASE,
 )
 _KERNEL = re.compile(
-    r"(?:kernel[^:\n]{0,40}:|os build|build|windows server[^\n\d]{0,40}|\[version)\s*(10\.0\.\d{5}(?:\.\d+)?|\d{5}\.\d+)",
+    r"(?:kernel[^:\n]{0,40}:|os build|build|windows server[^\n\d]{0,40}|\[version)"
+    r"\s*(10\.0\.\d{5}(?:\.\d+)?|\d{5}\.\d+)",
     re.IGNORECASE,
 )
 _KERNEL_ALONE = re.compile(r"^\s*(10\.0\.\d{5})\s*$", re.MULTILINE)
 _OS_NAME = re.compile(r"windows server (2019|2022|2025)", re.IGNORECASE)
 _OS_BUILDS = {"2019": "10.0.17763", "2022": "10.0.20348", "2025": "10.0.26100"}
 _DOCKER = re.compile(
-    r"\bdocker(?:\s+(?:ee|ce|engine|enterprise))?(?:[- ]basic)?(?:\s+version)?[:\s]+v?(\d{2}\.\d{1,2}(?:\.\d+)?(?:-[\w.]+)?)\b",
+    r"\bdocker(?:\s+(?:ee|ce|engine|enterprise))?(?:[- ]basic)?(?:\s+version)?[:\s]+"
+    r"v?(\d{2}\.\d{1,2}(?:\.\d+)?(?:-[\w.]+)?)\b",
     re.IGNORECASE,
 )
 _RUNTIME_URL = re.compile(r"\b((?:docker|containerd)://v?[\d.]+[\w.+-]*)")
-_DOCKER_SERVER = re.compile(r"^Server:[^\n]*\n(?:[ \t]+[^\n]*\n){0,3}?[ \t]+Version:\s+(\d+\.\d+\.\d+\S*)", re.MULTILINE)
+_DOCKER_SERVER = re.compile(
+    r"^Server:[^\n]*\n(?:[ \t]+[^\n]*\n){0,3}?[ \t]+Version:\s+(\d+\.\d+\.\d+\S*)", re.MULTILINE
+)
 _DOCKER_INFO = re.compile(r"^\W{0,3}Server Version:\s*(\d+\.\d+\.\d+[\w.-]*)\s*$", re.MULTILINE)
 _CRICTL = re.compile(r"RuntimeName:\s*(\w+)\s*\n\s*RuntimeVersion:\s*v?(\S+)")
 _CONTAINERD_CLI = re.compile(r"^containerd\s+github\.com/containerd/containerd\S*\s+v?(\d+\.\d+\.\d+\S*)", re.MULTILINE)
