@@ -78,10 +78,11 @@ KIND_LABELS: dict[str, str] = {
     "findings": "a findings/v1 document",
 }
 PASTE_HINT = (
-    "This box reads kubelet, kube-proxy, flanneld, containerd and start-script logs, kubectl describe output, "
-    "terminal transcripts of ping, curl or nslookup, Get-HnsNetwork / Get-HnsEndpoint / Get-HnsPolicyList JSON, "
-    "ipconfig /all, Get-NetAdapter, Get-Service, Get-HotFix, crictl images, flannel's subnet.env and Kubernetes "
-    "objects as YAML or JSON."
+    "This box reads kubelet, kube-proxy, flanneld, containerd and start-script logs (whole or single lines, also "
+    "inside event-log tables), kubectl get nodes / describe node / describe pod / get events output, kubectl "
+    "version, docker version / info, crictl version, terminal transcripts of ping, curl, Test-NetConnection or "
+    "nslookup, Get-HnsNetwork / Get-HnsEndpoint / Get-HnsPolicyList output, ipconfig /all, Get-NetAdapter, "
+    "Get-Service, Get-HotFix, crictl images, flannel's subnet.env and Kubernetes objects as YAML or JSON."
 )
 
 
@@ -244,6 +245,8 @@ def analyze_paste(text: str) -> Analysis:
             raise AnalysisError(
                 f"Recognized {kind_label(kind)}, but nothing in it could be read: {_one_line(str(exc), hide=tmp)}"
             ) from None
+    if diagnosis.document.inputs and all(i.get("recognized") is False for i in diagnosis.document.inputs):
+        raise AnalysisError(f"Nothing recognized: the text is not a log or command output this page knows. {PASTE_HINT}")
     return _analysis("pasted text", diagnosis)
 
 

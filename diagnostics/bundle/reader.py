@@ -271,11 +271,15 @@ def _read_pasted(entry: Entry, head: bytes, kind: str | None, out: _Collected) -
     log_kind = LOG_KINDS[kind] if kind in LOG_KINDS else (detect_kind(entry.path, text[:8192]) or "")
     hits = [dataclasses.replace(h, log_kind=log_kind or "log") for h in scan_text(text, source=entry.path)]
     part = _NodePart(entry.path, kind or "text", log_kind=log_kind, log_hits=hits)
+    objects_before = len(out.objects)
     _read_text_facts(entry.path, text, part, out)
     out.parts.append(part)
     if not used_kind:
         used_kind = INPUT_KIND_OF_LOG.get(log_kind, "") if log_kind else ""
-    out.inputs.append({"path": entry.path, "kind": used_kind or "text", "bytes": len(data)})
+    item: dict[str, Any] = {"path": entry.path, "kind": used_kind or "text", "bytes": len(data)}
+    if not used_kind and not hits and not part.facts and len(out.objects) == objects_before:
+        item["recognized"] = False  # read line by line, and nothing in it is anything the checks know
+    out.inputs.append(item)
 
 
 def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> None:
