@@ -246,7 +246,9 @@ def analyze_paste(text: str) -> Analysis:
                 f"Recognized {kind_label(kind)}, but nothing in it could be read: {_one_line(str(exc), hide=tmp)}"
             ) from None
     if diagnosis.document.inputs and all(i.get("recognized") is False for i in diagnosis.document.inputs):
-        raise AnalysisError(f"Nothing recognized: the text is not a log or command output this page knows. {PASTE_HINT}")
+        raise AnalysisError(
+            f"Nothing recognized: the text is not a log or command output this page knows. {PASTE_HINT}"
+        )
     return _analysis("pasted text", diagnosis)
 
 

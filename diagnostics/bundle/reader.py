@@ -314,6 +314,13 @@ def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> 
         part.facts["hns_networks"] = _Candidate(_PRIO_PROBES, path, Fact((), f"{path}: Get-HnsNetwork"))
     if facts.network_hint:
         part.facts["network_hint"] = _Candidate(_PRIO_FILE, path, facts.network_hint)
+    if facts.probes:
+        part.connectivity = part.connectivity + tuple(
+            ConnectivityResult(
+                p.kind, p.target, p.origin, p.ok, p.output, {"from": "text", **({"pod": p.pod} if p.pod else {})}
+            )
+            for p in facts.probes
+        )
     if facts.ipconfig and "ip_config" not in part.facts:
         parse = _parser("diagnostics.parsers.windows:parse_ipconfig")
         try:
