@@ -163,6 +163,13 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("hns.port-exhaustion", "no more ports available"),
     Pattern("hns.endpoint-state", "hcncreateendpoint failed", _re(r"^(?!.*source vip)")),
     Pattern("hns.endpoint-state", "endpoint was not found", _re(r"hns|hcn")),
+    # An HNS endpoint or network request quoted as JSON (after Settings= / Request= in a trace) whose
+    # OutBoundNAT exceptions hold a placeholder instead of CIDRs: the CNI config was never filled in.
+    Pattern(
+        "cni.exceptionlist",
+        "outboundnat",
+        _re(r"exception(?:s|list)\W+\[[^\]]*\"(?![\d.:/a-f]+\")[^\"]*(?:<|>|\$|\{\{|__|cidr|subnet)[^\"]*\""),
+    ),
     # DNS: a partially qualified name (one or two labels, no cluster domain) that does not resolve
     Pattern(
         "dns.pqdn-unsupported",

@@ -266,6 +266,14 @@ def _read_pasted(entry: Entry, head: bytes, kind: str | None, out: _Collected) -
         out.server_version = out.server_version or own.server_version
         out.cluster_cidr = out.cluster_cidr or own.cluster_cidr
         out.service_cidr = out.service_cidr or own.service_cidr
+    if not used_kind:
+        yaml_text = _embedded_yaml(text)
+        if yaml_text:
+            own = _Collected()
+            if _read_objects(entry.path, yaml_text.encode("utf-8"), own):
+                out.objects += own.objects
+                out.empty_kinds |= own.empty_kinds
+                used_kind = K8S_OBJECTS
     from diagnostics.logs import detect_kind, scan_text
 
     log_kind = LOG_KINDS[kind] if kind in LOG_KINDS else (detect_kind(entry.path, text[:8192]) or "")
@@ -280,6 +288,27 @@ def _read_pasted(entry: Entry, head: bytes, kind: str | None, out: _Collected) -
     if not used_kind and not hits and not part.facts and len(out.objects) == objects_before:
         item["recognized"] = False  # read line by line, and nothing in it is anything the checks know
     out.inputs.append(item)
+
+
+_YAML_START = re.compile(r"^([ \t>]*)(?:apiVersion|kind):\s*\S", re.MULTILINE)
+
+
+def _embedded_yaml(text: str) -> str:
+    """Kubernetes YAML inside other text -- indented (Markdown quotes it so), after a ``kubectl`` prompt,
+    between prose -- cut out and de-indented; "" when there is none."""
+    match = _YAML_START.search(text)
+    if not match or not re.search(r"^[ \t>]*kind:\s*\S", text, re.MULTILINE):
+        return ""
+    prefix = match.group(1)
+    lines = []
+    for line in text[match.start() :].splitlines():
+        if not line.strip():
+            lines.append("")
+            continue
+        if not line.startswith(prefix) or (line[len(prefix) :].startswith(("PS ", "$ ", "# ")) and prefix == ""):
+            break
+        lines.append(line[len(prefix) :])
+    return "\n".join(lines).strip("\n") + "\n"
 
 
 def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> None:
