@@ -102,7 +102,10 @@ def _physical_adapter(snap: NodeSnapshot) -> str | None:
 @check("hns.network-missing", severity=Severity.CRITICAL, title="The HNS container network is missing", docs=DOCS)
 def network_missing(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("hns.network-missing")
-    if snap.hns_networks is None and snap.adapters is None and not hits:
+    no_vethernet = snap.ip_config is not None and not any(
+        i.name.lower().startswith("vethernet") for i in snap.ip_config.value
+    )
+    if snap.hns_networks is None and snap.adapters is None and not no_vethernet and not hits:
         yield Unknown(needs=("Get-HnsNetwork", "Get-NetAdapter"))
         return
     wanted = expected_network(snap)
