@@ -6,7 +6,7 @@ import ipaddress
 import json
 from collections.abc import Iterator
 
-from diagnostics.checks.common import hit_evidence, cni_conf, component_flags, management_subnet, net_conf, subnet_env
+from diagnostics.checks.common import cni_conf, component_flags, hit_evidence, management_subnet, net_conf, subnet_env
 from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.registry import check
 from diagnostics.snapshot import Fact, NodeSnapshot
@@ -94,7 +94,7 @@ def exceptionlist(snap: NodeSnapshot) -> Outcome:
                         "OutBoundNAT ExceptionList in place of the placeholder, then recreate the pods.",
                         (
                             "Get-ChildItem C:\\etc\\cni\\net.d, C:\\k\\cni\\config -ErrorAction SilentlyContinue",
-                            "kubectl cluster-info dump | Select-String -Pattern 'service-cluster-ip-range|cluster-cidr'",
+                            "kubectl cluster-info dump | Select-String 'service-cluster-ip-range|cluster-cidr'",
                         ),
                     ),
                 ),

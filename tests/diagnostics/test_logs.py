@@ -311,7 +311,9 @@ class TestRealWorldLines:
             "failure in a Windows system call:\n"
             "The operating system of the container does not match the operating system of the host. (0xc0370101)\n"
         )
-        app = "Error: failed to start container: The container operating system does not match the host operating system.\n"
+        app = (
+            "Error: failed to start container: The container operating system does not match the host operating system."
+        )
 
         assert {c for c, _ in self.found(sandbox)} == {"pause.image-incompatible", "image.os-version-mismatch"}
         assert {c for c, _ in self.found(app)} == {"image.os-version-mismatch"}

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - kubectl prints these tables this wide; they are kept as printed
 """A single file or paste given to ``diagnose`` is read whole: its own kind, every log line, kubectl output in it."""
 
 from __future__ import annotations

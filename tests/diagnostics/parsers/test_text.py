@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - kubectl prints these tables this wide; they are kept as printed
 from __future__ import annotations
 
 from diagnostics.parsers.text import read_probes, read_text
