@@ -70,7 +70,7 @@ class Starting(Unavailable):
         self.forbidden = forbidden
         super().__init__(
             f"The API server is starting: it refused to {forbidden.permission} right after it was unreachable, "
-            "as it does until its authorization caches are loaded. Retrying."
+            "as it does until its authorization caches are loaded."
         )
 
 

@@ -68,9 +68,12 @@ def _event_evidence(snap: NodeSnapshot, events: list[dict[str, Any]]) -> list[Ev
     out = []
     for e in events[:3]:
         obj = e.get("involvedObject") or {}
+        meta = e.get("metadata") or {}
+        # Events are namespaced: the name alone does not find the object (``kubectl get event -n``).
+        name = f"{meta['namespace']}/{meta.get('name', '')}" if meta.get("namespace") else meta.get("name", "")
         out.append(
             Evidence(
-                f"{source} Event/{(e.get('metadata') or {}).get('name', '')}",
+                f"{source} Event/{name}",
                 f"{obj.get('kind', 'Pod')}/{obj.get('namespace', '')}/{obj.get('name', '')}: {e.get('reason')}: "
                 f"{e.get('message', '')}",
             )
