@@ -104,8 +104,14 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("hns.network-missing", "suitable network adapter", _re(r"failed to find a suitable network adapter")),
     Pattern("hns.network-missing", "an adapter was not found"),
     Pattern("hns.network-missing", "environment variable kube_network not initialized", kinds=_PROXY_SIDE),
-    Pattern("hns.network-missing", " not found", _re(r"(?:proxier|hnsv2|hns)\w*\.go:\d+\]\s+network\s+\S+\s+not found")),
-    Pattern("hns.network-missing", "doesn't exist", _re(r"^\W*(?:vethernet \()?[\w ().-]*ethernet[\w ()#-]*\)? doesn't exist")),
+    Pattern(
+        "hns.network-missing", " not found", _re(r"(?:proxier|hnsv2|hns)\w*\.go:\d+\]\s+network\s+\S+\s+not found")
+    ),
+    Pattern(
+        "hns.network-missing",
+        "doesn't exist",
+        _re(r"^\W*(?:vethernet \()?[\w ().-]*ethernet[\w ()#-]*\)? doesn't exist"),
+    ),
     Pattern("hns.network-missing", "waiting for interface named", _re(r"vethernet")),
     # pause / sandbox images: only an OS or infra-image signal makes a sandbox failure the pause image's
     *(Pattern("pause.image-incompatible", needle, _SANDBOX, context=4) for needle in _OS_MISMATCH_NEEDLES),
@@ -124,7 +130,11 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("node.components-not-running", "exited unexpectedly", _re(_COMPONENT)),
     Pattern("node.components-not-running", "terminated unexpectedly", _re(_COMPONENT + r"\W.{0,40}service")),
     Pattern("node.components-not-running", "panic: ", _re(r"^\W{0,3}panic: ")),
-    Pattern("node.components-not-running", "restarting failed container=", _re(r"container=(?:kube-proxy|kube-flannel|flannel)")),
+    Pattern(
+        "node.components-not-running",
+        "restarting failed container=",
+        _re(r"container=(?:kube-proxy|kube-flannel|flannel)"),
+    ),
     Pattern(
         "node.components-not-running",
         "crashloopbackoff",
@@ -153,6 +163,13 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("hns.port-exhaustion", "no more ports available"),
     Pattern("hns.endpoint-state", "hcncreateendpoint failed", _re(r"^(?!.*source vip)")),
     Pattern("hns.endpoint-state", "endpoint was not found", _re(r"hns|hcn")),
+    # An HNS endpoint or network request quoted as JSON (after Settings= / Request= in a trace) whose
+    # OutBoundNAT exceptions hold a placeholder instead of CIDRs: the CNI config was never filled in.
+    Pattern(
+        "cni.exceptionlist",
+        "outboundnat",
+        _re(r"exception(?:s|list)\W+\[[^\]]*\"(?![\d.:/a-f]+\")[^\"]*(?:<|>|\$|\{\{|__|cidr|subnet)[^\"]*\""),
+    ),
     # DNS: a partially qualified name (one or two labels, no cluster domain) that does not resolve
     Pattern(
         "dns.pqdn-unsupported",
