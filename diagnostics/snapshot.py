@@ -21,14 +21,18 @@ from diagnostics.facts import (
     HnsEndpoint,
     HnsEvent,
     HnsLoadBalancer,
+    HnsNamespace,
     HnsNetwork,
     HotFix,
     Image,
+    IpAddress,
     IpInterface,
     NetAdapter,
+    NetInterface,
     OsInfo,
     PortRange,
     Process,
+    Route,
     Service,
 )
 
@@ -112,6 +116,17 @@ class NodeSnapshot:
     images: Fact[tuple[Image, ...]] | None = None
     dynamic_ports: Fact[PortRange] | None = None
     excluded_ports: Fact[tuple[PortRange, ...]] | None = None
+    ip_addresses: Fact[tuple[IpAddress, ...]] | None = None
+    routes: Fact[tuple[Route, ...]] | None = None
+    ip_interfaces: Fact[tuple[NetInterface, ...]] | None = None  # MTU per interface and address family
+    udp_dynamic_ports: Fact[PortRange] | None = None
+    udp_excluded_ports: Fact[tuple[PortRange, ...]] | None = None
+    hyperv_events: Fact[tuple[HnsEvent, ...]] | None = None  # Hyper-V-Compute Admin/Operational
+    hns_namespaces: Fact[tuple[HnsNamespace, ...]] | None = None
+    hnsdiag: Fact[str] | None = None  # hnsdiag list all, for people
+    # Probes that did not give a whole answer: probe id -> why ("timed out ...", "output cut ...").
+    # A check that reads such a probe's field says unknown with this reason, never fail.
+    incomplete: Mapping[str, str] = field(default_factory=dict)
     connectivity: tuple[ConnectivityResult, ...] = ()
 
     # Known files by logical name: subnet.env, net-conf.json, cni.conf,
