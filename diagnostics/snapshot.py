@@ -127,6 +127,7 @@ class NodeSnapshot:
     # Probes that did not give a whole answer: probe id -> why ("timed out ...", "output cut ...").
     # A check that reads such a probe's field says unknown with this reason, never fail.
     incomplete: Mapping[str, str] = field(default_factory=dict)
+    unanswered: frozenset[str] = frozenset()  # the probe ids of ``incomplete`` that timed out
     connectivity: tuple[ConnectivityResult, ...] = ()
 
     # Known files by logical name: subnet.env, net-conf.json, cni.conf,

@@ -99,7 +99,13 @@ def _physical_adapter(snap: NodeSnapshot) -> str | None:
     return None
 
 
-@check("hns.network-missing", severity=Severity.CRITICAL, title="The HNS container network is missing", docs=DOCS)
+@check(
+    "hns.network-missing",
+    severity=Severity.CRITICAL,
+    title="The HNS container network is missing",
+    docs=DOCS,
+    probes=("hns.networks",),
+)
 def network_missing(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("hns.network-missing")
     if snap.hns_networks is None and snap.adapters is None and not hits:
@@ -152,6 +158,7 @@ def network_missing(snap: NodeSnapshot) -> Outcome:
     severity=Severity.CRITICAL,
     title="The HNS network's management IP is not this node's address",
     docs=NET_DOCS,
+    probes=("hns.networks",),
 )
 def management_ip_mismatch(snap: NodeSnapshot) -> Outcome:
     network = container_network(snap)
@@ -205,6 +212,7 @@ _BAD_STATES = {"detached", "degraded", "destroyed", "failed", "4", "5", "6"}
     severity=Severity.WARNING,
     title="HNS endpoints are failed, detached or orphaned",
     docs=NET_DOCS,
+    probes=("hns.endpoints",),
 )
 def endpoint_state(snap: NodeSnapshot) -> Outcome:
     if snap.hns_endpoints is None:
@@ -265,6 +273,7 @@ def _slice_ips(snap: NodeSnapshot) -> set[str] | None:
     severity=Severity.WARNING,
     title="Remote HNS endpoints point at pods that no longer exist",
     docs=NET_DOCS,
+    probes=("hns.endpoints",),
 )
 def stale_remote_endpoints(snap: NodeSnapshot) -> Outcome:
     if snap.hns_endpoints is None:
@@ -321,6 +330,7 @@ def _windows_ready_ips(snap: NodeSnapshot) -> dict[str, set[str]]:
     severity=Severity.WARNING,
     title="Services have no HNS load balancer on this node",
     docs=NET_DOCS,
+    probes=("hns.endpoints", "hns.policies"),
 )
 def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view
@@ -375,6 +385,7 @@ def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
     severity=Severity.WARNING,
     title="The dynamic port range is nearly used up",
     docs=NET_DOCS,
+    probes=("ports.dynamic", "ports.excluded"),
 )
 def port_exhaustion(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("hns.port-exhaustion")
