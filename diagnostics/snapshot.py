@@ -129,6 +129,8 @@ class NodeSnapshot:
     incomplete: Mapping[str, str] = field(default_factory=dict)
     unanswered: frozenset[str] = frozenset()  # the probe ids of ``incomplete`` that timed out
     connectivity: tuple[ConnectivityResult, ...] = ()
+    # The network mode text about this node expects ("l2bridge" / "overlay"), when nothing better says.
+    network_hint: Fact[str] | None = None
 
     # Known files by logical name: subnet.env, net-conf.json, cni.conf,
     # SourceVip.json, SourceVipRequest.json, containerd-config.toml.
