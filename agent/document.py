@@ -72,7 +72,7 @@ def read_document(
     header, records = _records(text)
     if header and header.get("format") not in (None, DOCUMENT_FORMAT):
         failure = f"unexpected document format {header.get('format')!r}"
-        records = []
+        header, records = {}, []
     results: dict[str, CommandResult] = {}
     for record in records:
         probe_id = str(record["id"])

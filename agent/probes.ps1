@@ -64,7 +64,7 @@ function Get-Events([string]$Log, [int]$Days, [int]$Max) {
     @(Get-WinEvent -FilterHashtable @{ LogName = $Log; StartTime = (Get-Date).AddDays(-$Days) } -MaxEvents $Max `
             -ErrorAction SilentlyContinue |
             Select-Object @{ n = 'TimeCreated'; e = { $_.TimeCreated.ToUniversalTime().ToString('o') } },
-            Level, Id, ProviderName, LogName, Message)
+            'Level', 'Id', 'ProviderName', 'LogName', 'Message')
 }
 
 # Where HNS objects come from on this node: the name is written into the document.
@@ -100,20 +100,20 @@ function Get-HnsJson([string]$Kind, [string[]]$Fields) {
 $Table = [ordered]@{
     'os.version'        = {
         Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion' |
-            Select-Object ProductName, EditionID, DisplayVersion, ReleaseId, CurrentBuild, UBR | ConvertTo-Compact
+            Select-Object 'ProductName', 'EditionID', 'DisplayVersion', 'ReleaseId', 'CurrentBuild', 'UBR' | ConvertTo-Compact
     }
     'os.hotfixes'       = {
-        Get-HotFix | Select-Object HotFixID, Description,
+        Get-HotFix | Select-Object 'HotFixID', 'Description',
         @{ n = 'InstalledOn'; e = { if ($_.InstalledOn) { $_.InstalledOn.ToString('yyyy-MM-dd') } } } |
             ConvertTo-CompactList
     }
     'computer.info'     = {
-        Get-CimInstance Win32_ComputerSystem | Select-Object Manufacturer, Model, HypervisorPresent | ConvertTo-Compact
+        Get-CimInstance Win32_ComputerSystem | Select-Object 'Manufacturer', 'Model', 'HypervisorPresent' | ConvertTo-Compact
     }
     'bitlocker'         = {
         # The BitLocker module is absent unless the feature is installed: no volumes then.
         if (-not (Get-Command Get-BitLockerVolume -ErrorAction SilentlyContinue)) { return '[]' }
-        Get-BitLockerVolume | Select-Object MountPoint,
+        Get-BitLockerVolume | Select-Object 'MountPoint',
         @{ n = 'ProtectionStatus'; e = { "$($_.ProtectionStatus)" } }, @{ n = 'VolumeStatus'; e = { "$($_.VolumeStatus)" } } |
             ConvertTo-CompactList
     }
@@ -133,11 +133,11 @@ $Table = [ordered]@{
     }
     'processes'         = {
         Get-CimInstance Win32_Process | Where-Object { $ProcessNames -contains $_.Name } |
-            Select-Object Name, ProcessId, CommandLine | ConvertTo-CompactList
+            Select-Object 'Name', 'ProcessId', 'CommandLine' | ConvertTo-CompactList
     }
     'images'            = { Invoke-Native 'crictl.exe' @('images', '-o', 'json') }
     'net.adapters'      = {
-        Get-NetAdapter | Select-Object Name, InterfaceDescription, ifIndex, Status, MacAddress, LinkSpeed | ConvertTo-CompactList
+        Get-NetAdapter | Select-Object 'Name', 'InterfaceDescription', 'ifIndex', 'Status', 'MacAddress', 'LinkSpeed' | ConvertTo-CompactList
     }
     'net.ipconfig'      = {
         Get-NetIPConfiguration -AllCompartments -Detailed | ForEach-Object {
@@ -152,25 +152,25 @@ $Table = [ordered]@{
     }
     'net.ipaddresses'   = {
         Get-NetIPAddress -IncludeAllCompartments |
-            Select-Object InterfaceAlias, InterfaceIndex, IPAddress, PrefixLength, @{ n = 'AddressFamily'; e = { "$($_.AddressFamily)" } } |
+            Select-Object 'InterfaceAlias', 'InterfaceIndex', 'IPAddress', 'PrefixLength', @{ n = 'AddressFamily'; e = { "$($_.AddressFamily)" } } |
             ConvertTo-CompactList
     }
     'net.routes'        = {
         Get-NetRoute -IncludeAllCompartments |
-            Select-Object DestinationPrefix, NextHop, InterfaceAlias, InterfaceIndex, RouteMetric, CompartmentId |
+            Select-Object 'DestinationPrefix', 'NextHop', 'InterfaceAlias', 'InterfaceIndex', 'RouteMetric', 'CompartmentId' |
             ConvertTo-CompactList
     }
     'net.interfaces'    = {
         Get-NetIPInterface -IncludeAllCompartments |
-            Select-Object InterfaceAlias, InterfaceIndex, @{ n = 'AddressFamily'; e = { "$($_.AddressFamily)" } }, NlMtu,
-            @{ n = 'ConnectionState'; e = { "$($_.ConnectionState)" } }, CompartmentId | ConvertTo-CompactList
+            Select-Object 'InterfaceAlias', 'InterfaceIndex', @{ n = 'AddressFamily'; e = { "$($_.AddressFamily)" } }, 'NlMtu',
+            @{ n = 'ConnectionState'; e = { "$($_.ConnectionState)" } }, 'CompartmentId' | ConvertTo-CompactList
     }
     'ports.dynamic'     = {
         Get-NetTCPSetting | Where-Object { $_.DynamicPortRangeStartPort } |
-            Select-Object SettingName, DynamicPortRangeStartPort, DynamicPortRangeNumberOfPorts | ConvertTo-CompactList
+            Select-Object 'SettingName', 'DynamicPortRangeStartPort', 'DynamicPortRangeNumberOfPorts' | ConvertTo-CompactList
     }
     'ports.dynamic.udp' = {
-        Get-NetUDPSetting | Select-Object DynamicPortRangeStartPort, DynamicPortRangeNumberOfPorts | ConvertTo-CompactList
+        Get-NetUDPSetting | Select-Object 'DynamicPortRangeStartPort', 'DynamicPortRangeNumberOfPorts' | ConvertTo-CompactList
     }
     # No cmdlet lists excluded ranges; netsh prints a table of numbers, read by position, not by its words.
     'ports.excluded'    = { Invoke-Native 'netsh.exe' @('int', 'ipv4', 'show', 'excludedportrange', 'protocol=tcp') }
@@ -186,7 +186,7 @@ $Table = [ordered]@{
         @(Get-WinEvent -FilterHashtable @{ LogName = 'System'; ProviderName = 'Service Control Manager'; Id = 7031, 7034
                 StartTime = (Get-Date).AddDays(-7) } -MaxEvents 50 -ErrorAction SilentlyContinue |
                 Where-Object { $_.Message -match 'Host Network Service|hns' } |
-                Select-Object @{ n = 'TimeCreated'; e = { $_.TimeCreated.ToUniversalTime().ToString('o') } }, Level, Id, Message) |
+                Select-Object @{ n = 'TimeCreated'; e = { $_.TimeCreated.ToUniversalTime().ToString('o') } }, 'Level', 'Id', 'Message') |
             ConvertTo-CompactList
     }
     'hns.networks'      = {

@@ -151,11 +151,11 @@ class PowerShellRunner(ProbeRunner):
             return path, None
 
     def path_exists(self, path: str) -> bool:
-        return os.path.exists(path)
+        return Path(path).exists()
 
     def list_dir(self, path: str) -> list[str]:
         try:
-            return sorted(os.listdir(path))
+            return sorted(entry.name for entry in Path(path).iterdir())
         except OSError:
             return []
 

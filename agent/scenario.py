@@ -34,8 +34,8 @@ import json
 import logging
 import re
 import tomllib
-from datetime import UTC, datetime, timedelta
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,7 +152,8 @@ class ScenarioRunner(ProbeRunner):
 
     def list_dir(self, path: str) -> list[str]:
         prefix = path.lower().rstrip("\\") + "\\"
-        names = {str(p)[len(prefix) :].split("\\")[0] for p in self.doc.get("paths") or [] if str(p).lower().startswith(prefix)}
+        paths = [str(p) for p in self.doc.get("paths") or []]
+        names = {p[len(prefix) :].split("\\")[0] for p in paths if p.lower().startswith(prefix)}
         return sorted(n for n in names if n)
 
     def run_probe(self, probe: ProbeSpec, timeout: float) -> CommandResult:

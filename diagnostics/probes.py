@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-
 #: How often a probe runs: every cycle, or hourly (and when the agent starts) for what changes slowly.
 EVERY_CYCLE = "cycle"
 HOURLY = "hourly"
@@ -121,7 +120,8 @@ PROBES: tuple[ProbeSpec, ...] = (
     ProbeSpec(
         "net.ipconfig",
         "ip_config",
-        "Get-NetIPConfiguration -AllCompartments -Detailed (addresses, gateways, DNS servers) | ConvertTo-Json -Compress",
+        "Get-NetIPConfiguration -AllCompartments -Detailed (addresses, gateways, DNS servers) "
+        "| ConvertTo-Json -Compress",
         "diagnostics.parsers.windows:parse_ipconfig",
     ),
     ProbeSpec(

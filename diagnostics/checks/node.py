@@ -469,14 +469,14 @@ def hns_unresponsive(snap: NodeSnapshot) -> Outcome:
     evidence = [Evidence("agent", snap.incomplete.get(p, f"{p} timed out")) for p in hung]
     svc = snap.service("hns")
     if svc is not None and snap.services is not None:
-        evidence.append(Evidence(snap.services.source, f"hns: {svc.status} (the service runs, its API does not answer)"))
+        evidence.append(Evidence(snap.services.source, f"hns: {svc.status} (the service is up; its API is not)"))
     yield Fail(
         summary=f"HNS queries ({', '.join(hung)}) got no answer within the agent's budget while the rest of the node "
         "answered: the Host Network Service is hung (a possible HNS deadlock). Pods cannot get or lose network "
         "endpoints until it recovers.",
         evidence=tuple(evidence),
         fix=(
-            FixStep("Confirm by hand: the query should return within seconds.", ("Measure-Command { Get-HnsNetwork }",)),
+            FixStep("Confirm by hand: the query should return in seconds.", ("Measure-Command { Get-HnsNetwork }",)),
             FixStep(
                 "Collect the HNS state and traces before anything restarts it (collectlogs.ps1 of microsoft/SDN).",
                 ("C:\\k\\debug\\collectlogs.ps1",),

@@ -36,7 +36,7 @@ def _objects(text: str | bytes, what: str, required: str) -> list[dict[str, Any]
 
 
 def parse_ip_addresses(text: str | bytes) -> tuple[IpAddress, ...]:
-    """``Get-NetIPAddress -IncludeAllCompartments | Select InterfaceAlias, InterfaceIndex, IPAddress, PrefixLength, AddressFamily``."""
+    """``Get-NetIPAddress -IncludeAllCompartments | Select InterfaceAlias, InterfaceIndex, IPAddress, ...``."""
     return tuple(
         IpAddress(
             interface=as_str(get(o, "InterfaceAlias")),

@@ -29,6 +29,7 @@ from diagnostics.parsers.powershell import (
     _is_underline,
     as_bool,
     as_int,
+    as_list,
     as_str,
     get,
     is_json,
