@@ -3,7 +3,7 @@
 Every path the agent reads is configurable because nodes differ (``C:\\k`` vs
 ``C:\\opt``, Flannel under ``C:\\etc\\kube-flannel``, HostProcess containers
 that see the host at ``C:\\`` but keep their own files under
-``$CONTAINER_SANDBOX_MOUNT_POINT`` such as ``C:\hpc``).
+``$CONTAINER_SANDBOX_MOUNT_POINT`` such as ``C:\\hpc``).
 """
 
 from __future__ import annotations
@@ -69,14 +69,16 @@ class AgentConfig:
     verify_tls: bool = True
     state_dir: str = r"C:\ProgramData\windows-node-doctor"  # queue, sequence, log offsets
     queue_max_bytes: int = 20 * 1024 * 1024
-    probe_timeout: float = 60.0
+    probe_timeout: float = 60.0  # on-demand programs (ping, curl, nslookup)
+    budget: float = 90.0  # seconds the probe script may take per cycle; HNS probes run last
+    slow_interval: float = 3600.0  # seconds between runs of the hourly probes (OS, hotfixes, BitLocker, ...)
     send_timeout: float = 30.0
     max_attempts: int = 5  # per flush, for one report, before waiting for the next cycle
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     max_log_bytes: int = 256 * 1024  # per log per report
     initial_log_bytes: int = 64 * 1024  # how much of an existing log the first report carries
-    max_output_bytes: int = 1024 * 1024  # per probe output
+    max_output_bytes: int = 16 * 1024 * 1024  # per probe output; over it the probe is marked truncated
     powershell: str = "powershell.exe"
     hns_module: str = ""  # e.g. C:\k\hns.psm1 (or hns.v2.psm1), imported before the HNS probes
     files: dict[str, str] = field(default_factory=lambda: {f.name: f.default_path for f in KNOWN_FILES})
