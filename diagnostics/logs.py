@@ -131,8 +131,14 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("node.components-not-running", "terminated unexpectedly", _re(_COMPONENT + r"\W.{0,40}service")),
     Pattern("node.components-not-running", "panic: ", _re(r"^\W{0,3}panic: ")),
     Pattern("node.components-not-running", "service terminated with", _re(_COMPONENT + r"\W.{0,20}service terminated")),
-    Pattern("node.components-not-running", "is not running", _re(_COMPONENT + r"(?:\.exe)?\W{1,3}(?:service )?is not running")),
-    Pattern("node.components-not-running", "exit status", _re(_COMPONENT + r"(?:\.exe)?\b.{0,40}\bexit status (?!0\b)")),
+    Pattern(
+        "node.components-not-running",
+        "is not running",
+        _re(_COMPONENT + r"(?:\.exe)?\W{1,3}(?:service )?is not running"),
+    ),
+    Pattern(
+        "node.components-not-running", "exit status", _re(_COMPONENT + r"(?:\.exe)?\b.{0,40}\bexit status (?!0\b)")
+    ),
     Pattern(
         "node.components-not-running",
         "restarting failed container=",
