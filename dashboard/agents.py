@@ -24,7 +24,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from agent.protocol import REQUESTS, RequestError, validate_args
 from agent.requests import BUNDLE_LOG_BYTES
 from dashboard import live
-from dashboard.models import AgentToken, Node
+from dashboard.cluster import enroll
+from dashboard.models import Node
 
 CLOSE_BAD_TOKEN = 4401
 HISTORY = 10
@@ -200,8 +201,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     @staticmethod
     def _authenticate(raw: str) -> Node | None:
-        token = AgentToken.authenticate(raw) if raw else None
-        return token.node if token is not None else None
+        try:
+            return enroll.authenticate(raw)[0] if raw else None  # a node token or a reviewed ServiceAccount token
+        except enroll.Refused:
+            return None
 
     async def disconnect(self, code: int) -> None:
         if self.node is not None:
