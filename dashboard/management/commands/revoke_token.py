@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from dashboard import agents
 from dashboard.models import AgentToken
 
 
@@ -24,7 +25,9 @@ class Command(BaseCommand):
         )
         if options["hint"]:
             tokens = tokens.filter(hint__startswith=options["hint"])
+        ids = list(tokens.values_list("pk", flat=True))
         count = tokens.update(revoked_at=timezone.now())
+        agents.cut_off([agents.token_group(pk) for pk in ids], "token revoked")  # their open connections close now
         if not count:
             raise CommandError(f"no active token for {options['cluster']}/{options['node']}", returncode=2)
         self.stdout.write(f"revoked {count} token(s)")
