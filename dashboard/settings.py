@@ -148,6 +148,10 @@ WND_REPORTS_KEPT_PER_NODE = env_int("WND_REPORTS_KEPT_PER_NODE", 50, minimum=1)
 WND_CLUSTERS = env_str("WND_CLUSTERS", "")
 WND_CLUSTERS_FILE = env_str("WND_CLUSTERS_FILE", "")
 WND_KUBECONFIG = env_str("WND_KUBECONFIG", "")
+# Watcher failover (dashboard/cluster/leader.py): replicas of watch_cluster elect one with this Lease
+# (namespace/name, in the first configured cluster); empty: no election, run one replica.
+WND_WATCHER_LEASE = env_str("WND_WATCHER_LEASE", "")
+WND_WATCHER_LEASE_SECONDS = env_int("WND_WATCHER_LEASE_SECONDS", 15, minimum=3)
 # Agents that enroll themselves (dashboard/cluster/enroll.py): the audience of their projected
 # ServiceAccount token, and the only ServiceAccount (namespace/name) whose tokens are accepted.
 WND_AGENT_AUDIENCE = env_str("WND_AGENT_AUDIENCE", "windows-node-doctor")
