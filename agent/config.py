@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -26,8 +27,32 @@ DEFAULT_LOGS: dict[str, str] = {
 }
 
 
+# Keys whose values are paths: ``%NAME%`` and ``${NAME}`` in them are replaced from the environment,
+# so one agent.toml serves every HostProcess runtime (``$CONTAINER_SANDBOX_MOUNT_POINT`` is
+# ``C:\hpc`` on containerd 1.7+ and a per-container volume path on containerd 1.6).
+PATH_KEYS = frozenset({"token_file", "ca_bundle", "state_dir", "hns_module", "scenario", "files", "logs"})
+_ENV_REFERENCE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 class ConfigError(ValueError):
     """The configuration is unusable; the message names the key and how to fix it."""
+
+
+def expand_env(value: str, key: str, environ: dict[str, str] | None = None) -> str:
+    """Replace ``%NAME%`` and ``${NAME}`` with the environment's values, on every platform.
+
+    A reference to a variable that is not set is a ``ConfigError`` naming the key: a path that
+    silently keeps ``%CONTAINER_SANDBOX_MOUNT_POINT%`` would fail much later and less clearly.
+    """
+    env = os.environ if environ is None else environ
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in env:
+            raise ConfigError(f"{key} refers to the environment variable {name}, which is not set")
+        return env[name]
+
+    return _ENV_REFERENCE.sub(replace, value)
 
 
 @dataclass
@@ -44,14 +69,16 @@ class AgentConfig:
     verify_tls: bool = True
     state_dir: str = r"C:\ProgramData\windows-node-doctor"  # queue, sequence, log offsets
     queue_max_bytes: int = 20 * 1024 * 1024
-    probe_timeout: float = 60.0
+    probe_timeout: float = 60.0  # on-demand programs (ping, curl, nslookup)
+    budget: float = 90.0  # seconds the probe script may take per cycle; HNS probes run last
+    slow_interval: float = 3600.0  # seconds between runs of the hourly probes (OS, hotfixes, BitLocker, ...)
     send_timeout: float = 30.0
     max_attempts: int = 5  # per flush, for one report, before waiting for the next cycle
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     max_log_bytes: int = 256 * 1024  # per log per report
     initial_log_bytes: int = 64 * 1024  # how much of an existing log the first report carries
-    max_output_bytes: int = 1024 * 1024  # per probe output
+    max_output_bytes: int = 16 * 1024 * 1024  # per probe output; over it the probe is marked truncated
     powershell: str = "powershell.exe"
     hns_module: str = ""  # e.g. C:\k\hns.psm1 (or hns.v2.psm1), imported before the HNS probes
     files: dict[str, str] = field(default_factory=lambda: {f.name: f.default_path for f in KNOWN_FILES})
@@ -112,6 +139,8 @@ def config_from_dict(data: dict[str, Any]) -> AgentConfig:
             if not isinstance(value, dict):
                 raise ConfigError(f"{key} must be a table of name = path")
             value = {**default, **{str(k): str(v) for k, v in value.items()}}
+            if key in PATH_KEYS:
+                value = {k: expand_env(v, f"{key}.{k}") for k, v in value.items()}
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"{key} must be true or false")
@@ -124,5 +153,7 @@ def config_from_dict(data: dict[str, Any]) -> AgentConfig:
                 raise ConfigError(f"{key} must be a list")
         elif not isinstance(value, str):
             raise ConfigError(f"{key} must be a string")
+        elif key in PATH_KEYS:
+            value = expand_env(value, key)
         setattr(cfg, key, value)
     return cfg

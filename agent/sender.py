@@ -9,8 +9,13 @@ Contract:
   now blocks the ones after it (retried with exponential backoff and jitter,
   honouring ``Retry-After``); a 4xx other than 408/429 is the server refusing
   that report for good: it is logged with the server's message and dropped;
-- every report carries a sequence that never goes backwards, so the dashboard
-  can ignore a report it already stored when a response was lost in transit.
+- every report carries a sequence that never goes backwards within its agent
+  instance (``agent_instance``), so the dashboard can ignore a report it already
+  stored when a response was lost in transit;
+- a 5xx (503 with ``Retry-After`` when the dashboard's database or broker is
+  away), 408, 429 or no answer at all is retried: the report is not lost;
+- no NUL and no lone surrogate is ever sent (``diagnostics.storable``): each
+  becomes U+FFFD, so every database can store the text.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from diagnostics.storable import clean
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +109,8 @@ def _size(path: Path) -> int:
 
 def encode_report(report: dict[str, Any]) -> bytes:
     # Level 6: a 200 KB log tail costs ~5 ms, paid once per report on the node.
-    return gzip.compress(json.dumps(report, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 6)
+    cleaned, _ = clean(report)
+    return gzip.compress(json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 6)
 
 
 @dataclass(frozen=True)
