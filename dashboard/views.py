@@ -112,7 +112,7 @@ def revoke_token(request: AuthedRequest, cluster: str, name: str, token_id: int)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        agents.cut_off([agents.token_group(token.pk)], "token revoked")
+        agents.tokens_revoked(target, [token.pk])  # its open connection closes now
         messages.success(request, f"Token {token.hint}… revoked: the agent using it can no longer report.")
     return redirect(f"{target.get_absolute_url()}#admin")
 

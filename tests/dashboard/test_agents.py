@@ -111,5 +111,13 @@ async def test_revoking_a_token_closes_its_agents_connection_at_once() -> None:
     closed = await socket.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": agents.CLOSE_REVOKED}
     assert not await database_sync_to_async(agents.is_online)(node.pk)  # the pages stop saying "connected"
+
+    def page_says() -> str:
+        from dashboard.nodepage import node_context
+
+        fresh = Node.objects.select_related("cluster").get(pk=node.pk)
+        return str(node_context(fresh, None)["agent"]["text"])
+
+    assert await database_sync_to_async(page_says)() == "reports refused: every token revoked"
     connected, code = await agent_socket(token).connect()
     assert not connected and code == agents.CLOSE_BAD_TOKEN
