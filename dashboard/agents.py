@@ -6,6 +6,11 @@ agent uses. Requests and their answers are kept in Redis for an hour (a short
 history on the node page); connectivity results also arrive in the agent's next
 report, where the checks read them.
 
+One request of a kind is in flight per node: asking again while it runs returns
+the request already under way (with other arguments, a clear refusal), so a
+burst of "collect now" clicks costs the node one collection. A request whose
+agent never answers stops counting after ``IN_FLIGHT_SECONDS``.
+
 The logs a ``collect-bundle-logs`` result carries (up to 512 KiB per log) stay out of
 that history: they are kept apart, bounded and for a few minutes, until the bundle
 build that asked for them takes them (``take_bundle_logs``).
@@ -38,6 +43,7 @@ TTL = 3600
 BUNDLE_LOGS_TTL = 300
 BUNDLE_LOGS_MAX_KINDS = 32
 BUNDLE_LOGS_MAX_CHARS = BUNDLE_LOG_BYTES  # per log: what the agent sends
+IN_FLIGHT_SECONDS = 120
 
 LABELS = {
     "collect-now": "Collect now",
@@ -90,6 +96,10 @@ def _history_key(node_id: int) -> str:
 
 def is_online(node_id: int) -> bool:
     return bool(live.redis_client().exists(_online_key(node_id)))
+
+
+def _in_flight_key(node_id: int, name: str) -> str:
+    return f"wnd:agent-in-flight:{node_id}:{name}"
 
 
 def _bundle_logs_key(node_id: int, request_id: str) -> str:
@@ -178,6 +188,16 @@ def send_request(node: Node, name: str, args: dict[str, Any], user: str = "") ->
         record["error"] = "The agent of this node is not connected: the request was not sent."
         _save(node.pk, record)
     else:
+        client = live.redis_client()
+        key = _in_flight_key(node.pk, name)
+        if not client.set(key, record["id"], nx=True, ex=IN_FLIGHT_SECONDS):
+            held = client.get(key)
+            current = request_record(node.pk, held.decode() if isinstance(held, bytes) else str(held))
+            if current is not None and current["state"] in ("sent", "running"):
+                if current["args"] == clean:
+                    return current  # the same request is under way: its answer answers this one too
+                raise RequestError(f"{LABELS[name]} is already running on this node; wait for its answer.")
+            client.set(key, record["id"], ex=IN_FLIGHT_SECONDS)  # the holder finished or expired
         _save(node.pk, record)
         live.publish_many(
             [(agent_group(node), {"type": "agent.request", "id": record["id"], "name": name, "args": clean})]
@@ -210,6 +230,12 @@ def record_answer(node_id: int, group: str, message: dict[str, Any]) -> None:
         record["state"] = "error"
         record["error"] = str(message.get("error", "the agent refused the request"))[:500]
     _save(node_id, record)
+    if record["state"] in ("done", "error"):
+        client = live.redis_client()
+        key = _in_flight_key(node_id, record["name"])
+        held = client.get(key)
+        if held is not None and (held.decode() if isinstance(held, bytes) else held) == record["id"]:
+            client.delete(key)
     live.publish_many([(group, {"type": "node.requests_changed", "node_id": node_id})])
 
 
