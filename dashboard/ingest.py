@@ -42,6 +42,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from dashboard import queue
+from dashboard.cluster import enroll
 from dashboard.models import AgentToken, Node, Report
 from diagnostics.report import NodeReport, ReportError, parse_report
 from diagnostics.storable import clean, json_may_need_cleaning
@@ -200,9 +201,10 @@ def receive(request: HttpRequest) -> JsonResponse:
     raw_token = bearer_token(request)
     if not raw_token:
         return error(401, "missing bearer token: send 'Authorization: Bearer <node token>'")
-    token = AgentToken.authenticate(raw_token)
-    if token is None:
-        return error(401, "unknown or revoked node token: create one for this node in the dashboard")
+    try:
+        node, token = enroll.authenticate(raw_token)  # a node token, or a reviewed ServiceAccount token
+    except enroll.Refused as exc:
+        return error(exc.status, exc.message)
     try:
         sent, data = read_body(request)
         document, cleaned = decode(data)
@@ -214,7 +216,6 @@ def receive(request: HttpRequest) -> JsonResponse:
         return error(422, f"invalid node-report/v1: {exc}")
     except RecursionError:
         return error(400, "report is nested too deeply to be a node report")
-    node: Node = token.node
     if (report.cluster, report.node) != (node.cluster.name, node.name):
         return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
     if cleaned:
@@ -258,7 +259,7 @@ def receive(request: HttpRequest) -> JsonResponse:
             Node.objects.filter(pk=node.pk).update(**seen, facts_digest=digest)
             report_id = stored.pk
             transaction.on_commit(lambda: queue_check(node.pk, report_id))
-        if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION:
+        if token is not None and (token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION):
             AgentToken.objects.filter(pk=token.pk).update(last_used_at=now)
     if stored is None:
         return JsonResponse({"status": "unchanged"}, status=200)

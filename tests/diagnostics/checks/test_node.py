@@ -177,7 +177,10 @@ class TestConfigDrift:
         [finding] = failures(snap, "node.config-drift")
 
         assert finding.subject == "pause_image"
-        assert "registry.k8s.io/pause:3.9 here but registry.k8s.io/pause:3.10" in finding.summary
+        assert (
+            "pause (sandbox) image is registry.k8s.io/pause:3.9, "
+            "but the other 2 Windows nodes all have registry.k8s.io/pause:3.10" in finding.summary
+        )
 
     def test_the_counts_shared_by_a_cluster_find_what_counting_the_peers_finds(self) -> None:
         snap = make_snapshot()
@@ -193,7 +196,7 @@ class TestConfigDrift:
         [counted] = failures(replace(snap, cluster_view=counting), "node.config-drift")
 
         assert shared == counted
-        assert "on the other 500 Windows nodes" in shared.summary
+        assert "the other 500 Windows nodes all have registry.k8s.io/pause:3.10" in shared.summary
         assert shared.evidence[1].excerpt.endswith("win-009: registry.k8s.io/pause:3.10 and 490 more")
 
     def test_it_gives_the_facts_peers_are_compared_on(self) -> None:
