@@ -27,10 +27,9 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from dashboard import tasks
 from dashboard.models import AgentToken, Node, Report
@@ -153,10 +152,15 @@ def queue_diagnosis(report_id: int) -> None:
 
 
 @csrf_exempt
-@require_POST
 def post_report(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        response = error(405, "send reports with POST")
+        response["Allow"] = "POST"
+        return response
     try:
         return receive(request)
+    except UnreadablePostError as exc:  # the agent went away, or its connection broke, mid-body
+        return error(400, f"the report could not be read: {exc}")
     except (OperationalError, InterfaceError) as exc:
         # The database is down, locked or restarting: nothing was committed, the agent retries.
         log.warning("report not stored: %s", exc)
