@@ -99,7 +99,13 @@ def _physical_adapter(snap: NodeSnapshot) -> str | None:
     return None
 
 
-@check("hns.network-missing", severity=Severity.CRITICAL, title="The HNS container network is missing", docs=DOCS)
+@check(
+    "hns.network-missing",
+    severity=Severity.CRITICAL,
+    title="The HNS container network is missing",
+    docs=DOCS,
+    probes=("hns.networks",),
+)
 def network_missing(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("hns.network-missing")
     no_vethernet = snap.ip_config is not None and not any(
@@ -188,6 +194,7 @@ def network_missing(snap: NodeSnapshot) -> Outcome:
     severity=Severity.CRITICAL,
     title="The HNS network's management IP is not this node's address",
     docs=NET_DOCS,
+    probes=("hns.networks",),
 )
 def management_ip_mismatch(snap: NodeSnapshot) -> Outcome:
     network = container_network(snap)
@@ -241,6 +248,7 @@ _BAD_STATES = {"detached", "degraded", "destroyed", "failed", "4", "5", "6"}
     severity=Severity.WARNING,
     title="HNS endpoints are failed, detached or orphaned",
     docs=NET_DOCS,
+    probes=("hns.endpoints",),
 )
 def endpoint_state(snap: NodeSnapshot) -> Outcome:
     if snap.hns_endpoints is None:
@@ -301,6 +309,7 @@ def _slice_ips(snap: NodeSnapshot) -> set[str] | None:
     severity=Severity.WARNING,
     title="Remote HNS endpoints point at pods that no longer exist",
     docs=NET_DOCS,
+    probes=("hns.endpoints",),
 )
 def stale_remote_endpoints(snap: NodeSnapshot) -> Outcome:
     if snap.hns_endpoints is None:
@@ -357,6 +366,7 @@ def _windows_ready_ips(snap: NodeSnapshot) -> dict[str, set[str]]:
     severity=Severity.WARNING,
     title="Services have no HNS load balancer on this node",
     docs=NET_DOCS,
+    probes=("hns.endpoints", "hns.policies"),
 )
 def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view
@@ -445,6 +455,7 @@ def _LB_FIX(snap: NodeSnapshot) -> tuple[FixStep, ...]:
     severity=Severity.WARNING,
     title="The dynamic port range is nearly used up",
     docs=NET_DOCS,
+    probes=("ports.dynamic", "ports.excluded"),
 )
 def port_exhaustion(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("hns.port-exhaustion")
