@@ -157,6 +157,10 @@ WND_ISSUE_TEMPLATE = env_str("WND_ISSUE_TEMPLATE", "bug-report.yaml")
 WND_BUNDLE_LOGS_WAIT = env_int("WND_BUNDLE_LOGS_WAIT", 20, minimum=0)
 # The Diagnose page: largest bundle an upload may carry (bytes); it is analyzed, then deleted.
 WND_MAX_UPLOAD_BYTES = env_int("WND_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimum=1024)
+# Its analysis runs in a child process: address space (MiB), seconds, and analyses at once per user.
+WND_DIAGNOSE_MEMORY_MB = env_int("WND_DIAGNOSE_MEMORY_MB", 1024, minimum=128)
+WND_DIAGNOSE_TIMEOUT = env_int("WND_DIAGNOSE_TIMEOUT", 60, minimum=5)
+WND_DIAGNOSE_PER_USER = env_int("WND_DIAGNOSE_PER_USER", 1, minimum=1)
 
 # Scheduled checks (dashboard.schedules): how long a run waits for the agents' fresh reports,
 # and after how long without a heartbeat a run is taken for dead and its schedule released.

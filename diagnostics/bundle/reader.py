@@ -61,7 +61,11 @@ from diagnostics.snapshot import ClusterView, Fact, FileFact, LogHit, NodeSnapsh
 log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024
-MAX_PARSED_BYTES = 256 * MiB  # structured files are parsed whole; logs are streamed
+# Structured files are parsed whole (logs are streamed), so each kind has a cap on what is parsed:
+# real ones are kilobytes (an HNS dump, ipconfig) to a few MiB (a busy node's pods), and parsing costs
+# about ten times the file's size in memory.
+MAX_PARSED_BYTES = 8 * MiB
+MAX_PARSED_BYTES_BY_KIND = {"kubernetes-objects": 32 * MiB, "node-report": 32 * MiB, "findings": 32 * MiB}
 UNKNOWN_NODE = "unknown"
 
 # Input kind -> the snapshot fields it fills and the parser of each ("module:function",
@@ -224,9 +228,10 @@ def _read_entry(entry: Entry, source: BundleSource, out: _Collected, tmp: Path) 
         if kind in LOG_KINDS:
             _read_log(entry, head, kind, out, tmp)
             return
-        data = head + entry.stream.read(MAX_PARSED_BYTES + 1 - len(head))
-        if len(data) > MAX_PARSED_BYTES:
-            out.skipped.append({"path": entry.path, "reason": f"{kind} file larger than 256 MiB; not parsed"})
+        cap = MAX_PARSED_BYTES_BY_KIND.get(kind, MAX_PARSED_BYTES)
+        data = head + entry.stream.read(cap + 1 - len(head))
+        if len(data) > cap:
+            out.skipped.append({"path": entry.path, "reason": f"{kind} file larger than {cap // MiB} MiB; not parsed"})
             return
         size = len(data)
         used_kind = _read_structured(entry.path, kind, data, out)
@@ -399,7 +404,9 @@ def _load_documents(path: str, text: str) -> list[Any]:
     if len(_YAML_ALIAS.findall(text)) > MAX_YAML_ALIASES:
         raise ValueError(f"more than {MAX_YAML_ALIASES} YAML aliases; refusing to expand them")
     try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        # The C loader (libyaml) when PyYAML has it: the same documents, many times faster.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
     except yaml.YAMLError as exc:
         raise ValueError(f"invalid YAML: {_one_line(exc)}") from None
     except RecursionError:
