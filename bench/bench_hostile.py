@@ -82,8 +82,8 @@ def upload(port: int, cookie: str, name: str, data: bytes) -> tuple[int, float, 
     csrf = secrets.token_hex(16)
     boundary = "----wnd" + secrets.token_hex(8)
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"mode\"\r\n\r\nupload\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"bundle\"; filename=\"{name}\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="mode"\r\n\r\nupload\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="bundle"; filename="{name}"\r\n'
         "Content-Type: application/gzip\r\n\r\n"
     ).encode()
     body = head + data + f"\r\n--{boundary}--\r\n".encode()
@@ -155,9 +155,8 @@ def main() -> int:
         busy = probe.latencies[len(quiet) :]
         peak = max(probe.rss)
         print(f"web RSS: {baseline_rss:.0f} MiB before, {peak:.0f} MiB peak, growth {peak - baseline_rss:+.0f} MiB")
-        print(
-            f"/healthz while idle: p50 {percentile(quiet, 0.5) * 1000:.0f} ms, p99 {percentile(quiet, 0.99) * 1000:.0f} ms"
-        )
+        idle_p50, idle_p99 = percentile(quiet, 0.5) * 1000, percentile(quiet, 0.99) * 1000
+        print(f"/healthz while idle: p50 {idle_p50:.0f} ms, p99 {idle_p99:.0f} ms")
         print(
             f"/healthz during the uploads ({len(busy)} requests, {probe.failures} failed): "
             f"p50 {percentile(busy, 0.5) * 1000:.0f} ms, p99 {percentile(busy, 0.99) * 1000:.0f} ms, "

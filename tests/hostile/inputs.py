@@ -30,12 +30,12 @@ def _endpoints(rng: random.Random, size: int) -> bytes:
     total = 0
     while total < size:
         item = {
-            "ID": "%032x" % rng.getrandbits(128),
+            "ID": f"{rng.getrandbits(128):032x}",
             "Name": "Ethernet",
             "IPAddress": f"10.244.{rng.randrange(256)}.{rng.randrange(256)}",
-            "MacAddress": "00-15-5D-%02X-%02X-%02X" % (rng.randrange(256), rng.randrange(256), rng.randrange(256)),
-            "VirtualNetwork": "%032x" % rng.getrandbits(128),
-            "Policies": [{"Type": "OutBoundNAT", "ExceptionList": ["%08x" % rng.getrandbits(32) for _ in range(8)]}],
+            "MacAddress": f"00-15-5D-{rng.randrange(256):02X}-{rng.randrange(256):02X}-{rng.randrange(256):02X}",
+            "VirtualNetwork": f"{rng.getrandbits(128):032x}",
+            "Policies": [{"Type": "OutBoundNAT", "ExceptionList": [f"{rng.getrandbits(32):08x}" for _ in range(8)]}],
         }
         items.append(item)
         total += 420
@@ -47,7 +47,7 @@ def _pods(rng: random.Random, size: int) -> bytes:
     lines = ["apiVersion: v1", "kind: List", "items:"]
     total = 0
     while total < size:
-        name = "web-%03x" % rng.getrandbits(12)
+        name = f"web-{rng.getrandbits(12):03x}"
         block = (
             f"- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: {name}\n    namespace: default\n"
             "    labels: {app: web, pod-template-hash: 7dd9c5f4b}\n"
@@ -83,4 +83,27 @@ def yaml_bundle(dest: Path, *, files: int = 14, file_mb: int = 8) -> Path:
     with tarfile.open(dest, "w:gz", compresslevel=9) as tf:
         for i in range(files):
             _add(tf, f"win-node-01/cluster/pods-{i:02d}.yaml", one)
+    return dest
+
+
+def objects_bundle(dest: Path, *, mb: int = 30) -> Path:
+    """A tar.gz of one ``PodList`` JSON of about ``mb`` MiB: under the reader's cap, costly to hold once parsed."""
+    rng = random.Random(17)
+    pods = []
+    total = 0
+    while total < mb * MiB:
+        name = f"web-{rng.getrandbits(32):08x}"
+        pods.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default", "labels": {"app": "web", "n": str(len(pods))}},
+                "spec": {"nodeName": "win-node-01", "containers": [{"name": "iis", "image": "iis:ltsc2022"}]},
+                "status": {"phase": "Running", "podIP": f"10.244.{rng.randrange(256)}.{rng.randrange(256)}"},
+            }
+        )
+        total += 330
+    data = json.dumps({"apiVersion": "v1", "kind": "PodList", "items": pods}).encode()
+    with tarfile.open(dest, "w:gz", compresslevel=1) as tf:
+        _add(tf, "win-node-01/cluster/pods.json", data)
     return dest
