@@ -64,6 +64,13 @@ def username_of(claims: dict[str, Any]) -> str:
 class RoleMappingBackend(OIDCAuthenticationBackend):
     """mozilla-django-oidc's backend, with users found by name and roles from the group claim."""
 
+    def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The ID token's claims, then the userinfo endpoint's (Entra ID puts groups in the ID token only)."""
+        claims = dict(payload)
+        if settings.OIDC_OP_USER_ENDPOINT:
+            claims.update(super().get_userinfo(access_token, id_token, payload))
+        return claims
+
     def verify_claims(self, claims: dict[str, Any]) -> bool:
         return bool(username_of(claims)) and role_of(claims) is not None
 
