@@ -148,6 +148,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("WND_CELERY_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
+# Seconds a request body may stall (no byte arriving) before the request is answered 408 and closed.
+WND_BODY_IDLE_TIMEOUT = env_int("WND_BODY_IDLE_TIMEOUT", 30, minimum=1)
+
 # Ingest limits (bytes): the compressed body, and what it may inflate to.
 WND_MAX_REPORT_BYTES = env_int("WND_MAX_REPORT_BYTES", 5 * 1024 * 1024, minimum=1024)
 WND_MAX_REPORT_INFLATED_BYTES = env_int("WND_MAX_REPORT_INFLATED_BYTES", 20 * 1024 * 1024, minimum=1024)
