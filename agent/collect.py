@@ -54,6 +54,7 @@ class Collector:
             "node": self.config.node or identity.get("node") or self.config.resolved_node(),
             "agent_version": __version__,
             "collected_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "agent_instance": self.state.instance,
             "sequence": self.state.sequence + 1,
             "dropped_reports": self.state.dropped,
             "probes": {p.id: self._probe(p) for p in self.probes()},

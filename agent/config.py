@@ -3,13 +3,14 @@
 Every path the agent reads is configurable because nodes differ (``C:\\k`` vs
 ``C:\\opt``, Flannel under ``C:\\etc\\kube-flannel``, HostProcess containers
 that see the host at ``C:\\`` but keep their own files under
-``$CONTAINER_SANDBOX_MOUNT_POINT`` such as ``C:\\hpc``).
+``$CONTAINER_SANDBOX_MOUNT_POINT`` such as ``C:\hpc``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -26,15 +27,41 @@ DEFAULT_LOGS: dict[str, str] = {
 }
 
 
+# Keys whose values are paths: ``%NAME%`` and ``${NAME}`` in them are replaced from the environment,
+# so one agent.toml serves every HostProcess runtime (``$CONTAINER_SANDBOX_MOUNT_POINT`` is
+# ``C:\hpc`` on containerd 1.7+ and a per-container volume path on containerd 1.6).
+PATH_KEYS = frozenset({"token_file", "ca_bundle", "state_dir", "hns_module", "scenario", "files", "logs"})
+_ENV_REFERENCE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 class ConfigError(ValueError):
     """The configuration is unusable; the message names the key and how to fix it."""
+
+
+def expand_env(value: str, key: str, environ: dict[str, str] | None = None) -> str:
+    """Replace ``%NAME%`` and ``${NAME}`` with the environment's values, on every platform.
+
+    A reference to a variable that is not set is a ``ConfigError`` naming the key: a path that
+    silently keeps ``%CONTAINER_SANDBOX_MOUNT_POINT%`` would fail much later and less clearly.
+    """
+    env = os.environ if environ is None else environ
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in env:
+            raise ConfigError(f"{key} refers to the environment variable {name}, which is not set")
+        return env[name]
+
+    return _ENV_REFERENCE.sub(replace, value)
 
 
 @dataclass
 class AgentConfig:
     dashboard: str = ""  # https://doctor.example.com
     token: str = ""
-    token_file: str = ""  # read at start when token is empty (a mounted Secret)
+    # Read at every request when token is empty: a mounted Secret, or a projected ServiceAccount
+    # token (audience: the dashboard) that kubelet rotates; the dashboard verifies it by TokenReview.
+    token_file: str = ""
     cluster: str = ""
     node: str = ""  # defaults to the lower-cased host name (NODE_NAME in a DaemonSet)
     interval: float = 60.0  # seconds between collections
@@ -110,6 +137,8 @@ def config_from_dict(data: dict[str, Any]) -> AgentConfig:
             if not isinstance(value, dict):
                 raise ConfigError(f"{key} must be a table of name = path")
             value = {**default, **{str(k): str(v) for k, v in value.items()}}
+            if key in PATH_KEYS:
+                value = {k: expand_env(v, f"{key}.{k}") for k, v in value.items()}
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"{key} must be true or false")
@@ -122,5 +151,7 @@ def config_from_dict(data: dict[str, Any]) -> AgentConfig:
                 raise ConfigError(f"{key} must be a list")
         elif not isinstance(value, str):
             raise ConfigError(f"{key} must be a string")
+        elif key in PATH_KEYS:
+            value = expand_env(value, key)
         setattr(cfg, key, value)
     return cfg

@@ -9,8 +9,13 @@ Contract:
   now blocks the ones after it (retried with exponential backoff and jitter,
   honouring ``Retry-After``); a 4xx other than 408/429 is the server refusing
   that report for good: it is logged with the server's message and dropped;
-- every report carries a sequence that never goes backwards, so the dashboard
-  can ignore a report it already stored when a response was lost in transit.
+- every report carries a sequence that never goes backwards within its agent
+  instance (``agent_instance``), so the dashboard can ignore a report it already
+  stored when a response was lost in transit;
+- a 5xx (503 with ``Retry-After`` when the dashboard's database or broker is
+  away), 408, 429 or no answer at all is retried: the report is not lost;
+- no NUL and no lone surrogate is ever sent (``diagnostics.storable``): each
+  becomes U+FFFD, so every database can store the text.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from diagnostics.storable import clean
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +109,8 @@ def _size(path: Path) -> int:
 
 def encode_report(report: dict[str, Any]) -> bytes:
     # Level 6: a 200 KB log tail costs ~5 ms, paid once per report on the node.
-    return gzip.compress(json.dumps(report, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 6)
+    cleaned, _ = clean(report)
+    return gzip.compress(json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 6)
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,7 @@ class Sender:
     def __init__(
         self,
         dashboard: str,
-        token: str,
+        token: str | Callable[[], str],
         *,
         ca_bundle: str = "",
         verify_tls: bool = True,
@@ -144,6 +152,8 @@ class Sender:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.url = dashboard.rstrip("/") + "/api/v1/reports"
+        # A callable is asked at every request: a projected ServiceAccount token file is
+        # rewritten by kubelet before the token expires, and the agent must send the new one.
         self.token = token
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
@@ -159,12 +169,16 @@ class Sender:
                 self.context.verify_mode = ssl.CERT_NONE
 
     def post(self, body: bytes) -> SendResult:
+        try:
+            token = self.token() if callable(self.token) else self.token
+        except ValueError as exc:  # the token file cannot be read now (being rotated): a retryable failure
+            return SendResult(0, str(exc))
         request = urllib.request.Request(
             self.url,
             data=body,
             method="POST",
             headers={
-                "Authorization": f"Bearer {self.token}",
+                "Authorization": f"Bearer {token}",
                 "Content-Type": "application/json",
                 "Content-Encoding": "gzip",
                 "User-Agent": "windows-node-doctor-agent",

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from dashboard import agents, live
@@ -295,7 +296,10 @@ def default_file_name(nodes: list[Node], fmt: str, when: datetime, options: Reda
 
 def build(bundle_id: int) -> bool:
     """Build a requested bundle; False when another worker has it already (idempotent)."""
-    if not Bundle.objects.filter(pk=bundle_id, state=Bundle.PENDING).update(state=Bundle.RUNNING):
+    claimed = Bundle.objects.filter(pk=bundle_id, state=Bundle.PENDING).update(
+        state=Bundle.RUNNING, heartbeat_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
         return False
     bundle = Bundle.objects.get(pk=bundle_id)
     nodes = list(bundle.nodes.select_related("cluster").order_by("cluster__name", "name"))
@@ -311,11 +315,13 @@ def build(bundle_id: int) -> bool:
         percent = min(99, int(100 * done / max(total, 1)))
         if percent > last[0]:
             last[0] = percent
-            Bundle.objects.filter(pk=bundle.pk).update(progress=percent)
+            # Progress renews the build's lease (``dashboard.delivery``).
+            Bundle.objects.filter(pk=bundle.pk).update(progress=percent, heartbeat_at=timezone.now())
             _publish(bundle.pk, groups)
 
     def stage(text: str) -> None:
         if text != stage_of(bundle.pk):
+            Bundle.objects.filter(pk=bundle.pk).update(heartbeat_at=timezone.now())
             set_stage(bundle.pk, text)
             _publish(bundle.pk, groups)
 
@@ -363,6 +369,12 @@ def set_stage(bundle_id: int, text: str) -> None:
         live.redis_client().set(_stage_key(bundle_id), text, ex=STAGE_TTL)
     else:
         live.redis_client().delete(_stage_key(bundle_id))
+
+
+def publish_progress(bundle_id: int) -> None:
+    """Tell the pages of the bundle's nodes that its state changed."""
+    set_stage(bundle_id, "")
+    _publish(bundle_id, [n.group for n in Node.objects.filter(bundles=bundle_id).select_related("cluster")])
 
 
 def _publish(bundle_id: int, groups: list[str]) -> None:

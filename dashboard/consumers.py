@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from dashboard.fleet import FleetQuery, fleet_context
 from dashboard.live import FLEET_GROUP
 from dashboard.models import DiagnosisRun, Node
-from dashboard.nodepage import node_context
+from dashboard.nodepage import node_context, run_basis
 from dashboard.roles import is_operator
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -31,6 +31,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     """Common handling: authentication, one group, sequence tracking."""
 
     group = ""
+    epoch = 0  # of the sequence numbers (``live.EPOCH_KEY``): a new one after Redis lost its counters
     last_seq: int | None = None
     operator = False
 
@@ -49,8 +50,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     def gap(self, event: dict[str, Any]) -> bool:
-        """Record the event's sequence number; true when messages were lost before it."""
-        seq = int(event.get("seq", 0))
+        """Record the event's epoch and sequence number; true when the full state must be sent:
+        messages were lost before it, or its epoch is new (Redis restarted empty, numbers restart)."""
+        epoch, seq = int(event.get("epoch", 0)), int(event.get("seq", 0))
+        if epoch != self.epoch:
+            first = self.last_seq is None  # the state sent on connect is current: nothing was lost
+            if epoch > self.epoch:
+                self.epoch, self.last_seq = epoch, seq
+            return not first  # a new epoch, or a late event of an older one: the current state is sent
         lost = self.last_seq is not None and seq > self.last_seq + 1
         self.last_seq = seq if self.last_seq is None else max(self.last_seq, seq)
         return lost
@@ -62,7 +69,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def send_state(self) -> None:
         raise NotImplementedError
 
-    # Frames rendered for one (page, sequence number, role) are shared by every visitor of
+    # Frames rendered for one (page, epoch, sequence number, role) are shared by every visitor of
     # that page in this process: a change is rendered once, not once per browser. The cache
     # holds the rendering task, not its result, because the visitors of a page receive an event
     # together: the ones that come while the first rendering runs wait for it instead of
@@ -84,7 +91,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.last_seq is None:
             await self.send(text_data=await database_sync_to_async(render)())
             return
-        key = (page, self.last_seq, self.operator)
+        key = (page, self.epoch, self.last_seq, self.operator)
         shared = self._frames.get(key)
         if shared is None:
             if len(self._frames) >= self.FRAMES_KEPT:
@@ -199,5 +206,5 @@ class NodeConsumer(LiveConsumer):
         run = DiagnosisRun.objects.select_related("node__cluster").filter(pk=run_id).first()
         if run is None:
             return ""
-        context = {"node": run.node, "run": run, "streamed": finding, "oob": True}
+        context = {"node": run.node, "run": run, "run_basis": run_basis(run), "streamed": finding, "oob": True}
         return render_to_string("dashboard/node.html#run-progress-live", context)

@@ -228,32 +228,38 @@ def apply_node_facts(node: Node, snap: NodeSnapshot) -> None:
 def diagnose_report(report_id: int) -> bool:
     """Diagnose one stored report; skip it if a newer report of the node was already diagnosed.
 
-    Returns whether the report was diagnosed. Safe to run twice (idempotent).
+    Returns whether the report was diagnosed. Safe to run twice (idempotent): the claim and
+    the writes are one transaction, so a worker that dies half-way leaves the report owed
+    and a redelivered task does the work. The log lines of older reports still owed are
+    appended first, in order, so none are lost when reports are diagnosed out of order.
     """
     report = Report.objects.select_related("node__cluster").filter(pk=report_id).first()
-    if report is None:
-        return False
-    node = report.node
-    # 1. Claim: reports of one node may be diagnosed by several workers at once;
-    #    only a report newer than the last diagnosed one may change the findings.
-    claimed = Node.objects.filter(pk=node.pk, last_diagnosed_report_id__lt=report.pk).update(
-        last_diagnosed_report_id=report.pk
-    )
-    if not claimed:
+    if report is None or report.diagnosed_at is not None:
         return False
     parsed = parse_report(report.document())
     with transaction.atomic():
         # Locked: a scheduled run or the cluster watcher may reconcile this node at the same moment.
-        node = Node.objects.select_for_update(of=("self",)).select_related("cluster").get(pk=node.pk)
+        node = Node.objects.select_for_update(of=("self",)).select_related("cluster").get(pk=report.node_id)
+        # 1. Claim: only a report newer than the last diagnosed one may change the findings.
+        if node.last_diagnosed_report_id >= report.pk:
+            Report.objects.filter(pk=report.pk, diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
+            return False
         # 2. Context: the rolling log tails, then the snapshot.
+        owed = node.reports.filter(
+            pk__gt=node.last_diagnosed_report_id, pk__lt=report.pk, diagnosed_at__isnull=True
+        ).order_by("pk")
+        for older in owed:
+            update_log_tails(node, parse_report(older.document()))
         texts, hits = update_log_tails(node, parsed)
         snap = snapshot_from_report(parsed, log_texts=texts, log_hits=hits, base=api_base_snapshot(node))
         # 3. Checks, then the stored findings and the node's summary.
         changes = reconcile(node, run_iter(snap))
         refresh_summary(node, changes.open)
         apply_node_facts(node, snap)
+        node.last_diagnosed_report_id = report.pk
         node.version += 1
         node.save()
+        node.reports.filter(pk__lte=report.pk, diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
     if report.pk % 10 == 0:
         prune_reports(node)
     # 4. Tell the browsers (after commit, so they read what was written).
@@ -298,6 +304,8 @@ def run_now(run_id: int) -> None:
     """An on-demand run: fresh data from the agent if it is connected, then every check on the
     node's latest report, streaming progress and findings."""
     run = DiagnosisRun.objects.select_related("node__cluster").get(pk=run_id)
+    if run.finished_at is not None:  # done, or failed when its lease expired (``dashboard.delivery``)
+        return
     node = run.node
     ask_for_fresh_report(node)
     report = node.reports.order_by("-id").first()
@@ -330,7 +338,8 @@ def _stream(run: DiagnosisRun, snap: NodeSnapshot) -> Iterator[EngineFinding]:
     run.save(update_fields=["checks_total"])
     for done, check_id in enumerate(specs, start=1):
         found = sort_findings(list(run_iter(snap, only=[check_id])))
-        DiagnosisRun.objects.filter(pk=run.pk).update(checks_done=done)
+        # Progress renews the run's lease (``dashboard.delivery``).
+        DiagnosisRun.objects.filter(pk=run.pk).update(checks_done=done, heartbeat_at=timezone.now())
         if found:
             for finding in found:
                 live.run_progress(run.node_id, run.node.group, run.pk, finding.to_dict())

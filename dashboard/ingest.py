@@ -2,17 +2,31 @@
 
 Order matters: authenticate, read at most the size limit, inflate at most the
 inflated limit, decode, validate; only then store, in one transaction. Every
-refusal is a 4xx with a JSON ``{"error": ...}`` that says what to fix.
+refusal is a 4xx with a JSON ``{"error": ...}`` that says what to fix; a
+database that cannot be reached now is a 503 with ``Retry-After`` (the agent
+sends the report again), never a 500.
+
+Delivery: an agent numbers its reports (``sequence``) within an instance
+(``agent_instance``, new when the agent's state is lost). A report whose
+sequence is not above the last one stored for the same instance is a retry of a
+report already stored: it is answered ``200 duplicate`` and counted on the node.
+A stored report is owed a diagnosis until one is done: its task is queued after
+commit, and if the broker cannot take it the report is still accepted (the
+sweeper of ``dashboard.delivery`` queues it again).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
 import zlib
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -20,7 +34,16 @@ from django.views.decorators.http import require_POST
 
 from dashboard import tasks
 from dashboard.models import AgentToken, Node, Report
-from diagnostics.report import ReportError, parse_report
+from diagnostics.report import NodeReport, ReportError, parse_report
+from diagnostics.storable import clean, json_may_need_cleaning
+
+log = logging.getLogger(__name__)
+
+# Far above anything real (a report a second for 285 years), far below what the database holds.
+MAX_SEQUENCE = 2**33
+MAX_DROPPED = 2**31 - 1
+INSTANCE_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+RETRY_AFTER_SECONDS = 10
 
 
 class IngestError(Exception):
@@ -32,6 +55,13 @@ class IngestError(Exception):
 
 def error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
+
+
+def unavailable(message: str) -> JsonResponse:
+    """A transient failure on our side: the agent keeps the report and sends it again."""
+    response = JsonResponse({"error": message}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def bearer_token(request: HttpRequest) -> str:
@@ -71,21 +101,72 @@ def inflate(body: bytes, limit: int) -> bytes:
         raise IngestError(413, f"report inflates to more than {limit} bytes (WND_MAX_REPORT_INFLATED_BYTES)")
     if not inflater.eof:
         raise IngestError(400, "gzip body is truncated")
+    if inflater.unused_data:
+        # A second gzip member (or trailing bytes) would be stored and then break every reader.
+        raise IngestError(400, "gzip body has data after its first member: send a single gzip member")
     return data
 
 
-def decode(data: bytes) -> Any:
+def decode(data: bytes) -> tuple[Any, bool]:
+    """(the decoded document, whether NULs or lone surrogates were replaced in its text)."""
     try:
-        return json.loads(data)
+        document = json.loads(data)
     except UnicodeDecodeError:
         raise IngestError(400, "report is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise IngestError(400, f"report is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise IngestError(400, "report is nested too deeply to be a node report") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise IngestError(400, f"report is not acceptable JSON: {exc}") from None
+    if not json_may_need_cleaning(data):
+        return document, False
+    try:
+        return clean(document)
+    except RecursionError:
+        raise IngestError(400, "report is nested too deeply to be a node report") from None
+
+
+def check_ranges(report: NodeReport, document: dict[str, Any]) -> str:
+    """The agent instance of a parsed report whose numbers are within what the dashboard stores.
+
+    Raises ``IngestError`` (422) for a value no agent sends.
+    """
+    if report.sequence is not None and not 0 <= report.sequence <= MAX_SEQUENCE:
+        raise IngestError(422, f"sequence must be an integer from 0 to {MAX_SEQUENCE}")
+    if not 0 <= report.dropped_reports <= MAX_DROPPED:
+        raise IngestError(422, f"dropped_reports must be an integer from 0 to {MAX_DROPPED}")
+    instance = document.get("agent_instance", "")
+    if not isinstance(instance, str) or (instance and not INSTANCE_RE.match(instance)):
+        raise IngestError(422, "agent_instance must be 1-64 letters, digits and '-'")
+    return instance
+
+
+def queue_diagnosis(report_id: int) -> None:
+    """Queue the report's diagnosis; a broker that cannot take it now leaves it owed, not lost."""
+    try:
+        tasks.diagnose_report.delay(report_id)
+    except Exception as exc:  # any broker failure: the report is stored, the sweeper queues it later
+        log.warning("could not queue the diagnosis of report %s (%s); the sweeper will", report_id, exc)
+        with contextlib.suppress(DatabaseError):  # else it is queued again after WND_REQUEUE_AFTER
+            Report.objects.filter(pk=report_id).update(queued_at=None)
 
 
 @csrf_exempt
 @require_POST
 def post_report(request: HttpRequest) -> JsonResponse:
+    try:
+        return receive(request)
+    except (OperationalError, InterfaceError) as exc:
+        # The database is down, locked or restarting: nothing was committed, the agent retries.
+        log.warning("report not stored: %s", exc)
+        return unavailable("the dashboard's database is not available; send the report again later")
+    except DatabaseError as exc:  # refused by the database for what it is (e.g. the node was deleted)
+        log.warning("report refused by the database: %s", exc)
+        return error(422, f"the report could not be stored: {exc}")
+
+
+def receive(request: HttpRequest) -> JsonResponse:
     raw_token = bearer_token(request)
     if not raw_token:
         return error(401, "missing bearer token: send 'Authorization: Bearer <node token>'")
@@ -94,32 +175,45 @@ def post_report(request: HttpRequest) -> JsonResponse:
         return error(401, "unknown or revoked node token: create one for this node in the dashboard")
     try:
         sent, data = read_body(request)
-        document = decode(data)
+        document, cleaned = decode(data)
         report = parse_report(document)
+        instance = check_ranges(report, document)
     except IngestError as exc:
         return error(exc.status, exc.message)
     except ReportError as exc:
         return error(422, f"invalid node-report/v1: {exc}")
+    except RecursionError:
+        return error(400, "report is nested too deeply to be a node report")
     node: Node = token.node
     if (report.cluster, report.node) != (node.cluster.name, node.name):
         return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
+    if cleaned:
+        # What is stored is what every database accepts: NULs and lone surrogates replaced.
+        data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     now = timezone.now()
     with transaction.atomic():
-        # The sequence makes delivery idempotent: an agent retrying a report that
-        # did arrive gets a success, and nothing is stored twice.
+        # The sequence makes delivery idempotent: an agent retrying a report that did
+        # arrive gets a success, and nothing is stored twice. A new agent instance (its
+        # state was lost) starts its own sequence, accepted whatever its numbers.
         if report.sequence is not None:
-            claimed = Node.objects.filter(pk=node.pk).exclude(last_sequence__gte=report.sequence)
-            if not claimed.update(last_sequence=report.sequence):
+            fresh = Q(last_sequence__isnull=True) | Q(last_sequence__lt=report.sequence)
+            if instance:
+                fresh |= ~Q(agent_instance=instance)
+            claimed = Node.objects.filter(pk=node.pk).filter(fresh)
+            if not claimed.update(last_sequence=report.sequence, agent_instance=instance):
+                Node.objects.filter(pk=node.pk).update(duplicate_reports=F("duplicate_reports") + 1)
                 return JsonResponse({"status": "duplicate", "sequence": report.sequence}, status=200)
         stored = Report.objects.create(
             node=node,
             received_at=now,
             collected_at=report.collected_at,
             sequence=report.sequence,
+            agent_instance=instance,
             agent_version=report.agent_version[:32],
             size_bytes=len(data),
-            # A gzip body is kept as it came (it was just inflated once, within limits).
-            payload=sent if sent is not data else Report.pack(data),
+            # A gzip body is kept as it came (it was just inflated once, within limits), unless cleaned.
+            payload=sent if sent is not data and not cleaned else Report.pack(data),
+            queued_at=now,  # cleared if the broker does not take it
         )
         Node.objects.filter(pk=node.pk).update(
             last_report_at=now,
@@ -127,5 +221,5 @@ def post_report(request: HttpRequest) -> JsonResponse:
             dropped_reports=report.dropped_reports,
         )
         AgentToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        transaction.on_commit(lambda: tasks.diagnose_report.delay(stored.pk))
+        transaction.on_commit(lambda: queue_diagnosis(stored.pk))
     return JsonResponse({"status": "accepted", "report": stored.pk}, status=202)

@@ -1,7 +1,12 @@
 """Live updates: high-level events sent to channel-layer groups; consumers render them.
 
 Every message carries a per-group sequence number (a Redis counter), so a
-consumer that sees a gap knows messages were lost and re-sends the full state.
+consumer that sees a gap knows messages were lost and re-sends the full state;
+and the epoch of the counters (``EPOCH_KEY``: the time Redis was first used
+after it started empty), because a Redis restart without its data starts the
+counters again at 1. A consumer that sees a newer epoch re-sends the full state,
+and frames are cached by (epoch, sequence), so none from before a restart is
+ever sent for a number reached again after it.
 
 Publishing happens in Celery workers and views (sync code). Rather than
 ``async_to_sync`` per message (a new event loop and new Redis connections each
@@ -12,7 +17,9 @@ channel layer, so connections are reused.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from functools import cache
 from typing import Any
 
@@ -21,7 +28,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 FLEET_GROUP = "fleet"
+EPOCH_KEY = "wnd:live:epoch"
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -48,18 +57,21 @@ _loop_state: tuple[int, asyncio.AbstractEventLoop] | None = None
 
 
 def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """Send each (group, event) with the group's next sequence number, in order."""
+    """Send each (group, event) with the epoch and the group's next sequence number, in order."""
     layer = get_channel_layer()
     if layer is None or not messages:
         return
-    pipe = redis_client().pipeline(transaction=False)
+    # One transaction: the epoch read is the one the counters belong to.
+    pipe = redis_client().pipeline(transaction=True)
+    pipe.set(EPOCH_KEY, time.time_ns() // 1000, nx=True)
+    pipe.get(EPOCH_KEY)
     for group, _event in messages:
         pipe.incr(f"wnd:seq:{group}")
-    seqs = pipe.execute()
+    _set, epoch, *seqs = pipe.execute()
 
     async def send() -> None:
         for (group, event), seq in zip(messages, seqs, strict=True):
-            await layer.group_send(group, {**event, "seq": int(seq)})
+            await layer.group_send(group, {**event, "epoch": int(epoch), "seq": int(seq)})
 
     asyncio.run_coroutine_threadsafe(send(), _loop()).result(timeout=10)
 

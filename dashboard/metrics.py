@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from dashboard.models import Finding, Node
+from dashboard.models import Finding, Node, Report
 from dashboard.monitoring import Delivery, Schedule, ScheduleRun
 from dashboard.schedules import last_runs
 
@@ -85,6 +85,7 @@ def render() -> str:
         ),
     )
     nodes = list(Node.objects.values_list("cluster__name", "name", "health", "last_report_at").order_by("pk"))
+    delivery = list(Node.objects.values_list("cluster__name", "name", "duplicate_reports").order_by("pk"))
     out.family(
         "wnd_node_health",
         "gauge",
@@ -96,6 +97,18 @@ def render() -> str:
         "gauge",
         "Seconds since the node's agent last reported (nodes that never reported are absent).",
         (({"cluster": c, "node": n}, round((now - at).total_seconds(), 3)) for c, n, _h, at in nodes if at),
+    )
+    out.family(
+        "wnd_agent_duplicate_reports",
+        "gauge",
+        "Reports the node's agent sent again after they were stored (answered as duplicates, not stored twice).",
+        (({"cluster": c, "node": n}, d) for c, n, d in delivery),
+    )
+    out.family(
+        "wnd_reports_undiagnosed",
+        "gauge",
+        "Stored reports whose diagnosis is still owed (queued, running, or waiting for the sweeper).",
+        [({}, Report.objects.filter(diagnosed_at__isnull=True).count())],
     )
     schedules = list(Schedule.objects.all())
     runs = last_runs(schedules)

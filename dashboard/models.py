@@ -62,6 +62,10 @@ class Node(models.Model):
     agent_version = models.CharField(max_length=32, blank=True, default="")
     last_report_at = models.DateTimeField(null=True, blank=True)
     last_sequence = models.BigIntegerField(null=True, blank=True)
+    # The agent instance that sent ``last_sequence``: an agent whose state is lost starts a new
+    # instance (and its sequence again at 1), which is accepted whatever its numbers.
+    agent_instance = models.CharField(max_length=64, blank=True, default="")
+    duplicate_reports = models.PositiveIntegerField(default=0)  # retries of reports already stored
     last_diagnosed_report_id = models.BigIntegerField(default=0)
     dropped_reports = models.PositiveIntegerField(default=0)
     version = models.PositiveIntegerField(default=0)  # bumped on every change shown live
@@ -149,6 +153,12 @@ class Report(models.Model):
     agent_version = models.CharField(max_length=32, blank=True, default="")
     size_bytes = models.PositiveIntegerField(default=0)
     payload = models.BinaryField()
+    agent_instance = models.CharField(max_length=64, blank=True, default="")
+    # Set, in the transaction that writes its findings (or folds its log lines into a newer
+    # report's diagnosis), when the report's diagnosis is done; until then it is owed
+    # (``dashboard.delivery.sweep`` queues it again).
+    diagnosed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)  # its diagnosis last queued; None: not queued
 
     class Meta:
         ordering = ["-id"]
@@ -290,6 +300,9 @@ class DiagnosisRun(models.Model):
     checks_done = models.PositiveIntegerField(default=0)
     findings_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    # The run's lease: renewed while it makes progress; a run without a sign of life for
+    # ``WND_RUN_LEASE`` seconds is failed by ``dashboard.delivery.sweep``.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -353,6 +366,10 @@ class Bundle(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     redactions = models.JSONField(default=dict, blank=True)  # rule -> count, never values
+    # The build's lease: renewed as it progresses; an expired one is re-queued (``attempts``
+    # times at most) or failed by ``dashboard.delivery.sweep``.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

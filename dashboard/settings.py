@@ -147,6 +147,24 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("WND_CELERY_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# No task runs longer than WND_TASK_TIME_LIMIT seconds (the longest are schedule runs over a
+# whole fleet and bundle exports); a message taken by a worker that died comes back after the
+# visibility timeout, which must outlast the longest task or a running task would be handed
+# to a second worker. Reports, runs and bundles do not wait for it: ``dashboard.delivery``
+# sweeps them (at worker start, then every 30 s).
+WND_TASK_TIME_LIMIT = env_int("WND_TASK_TIME_LIMIT", 1800, minimum=60)
+CELERY_TASK_TIME_LIMIT = WND_TASK_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = WND_TASK_TIME_LIMIT - 30
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("WND_TASK_VISIBILITY_TIMEOUT", WND_TASK_TIME_LIMIT + 300, minimum=10),
+}
+# A broker that is down makes a publish fail within a second (the report stays owed), not hang.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# Delivery (dashboard.delivery): a stored report whose diagnosis was queued this long ago and
+# is not done is queued again; an on-demand run or a bundle without a sign of life for
+# WND_LEASE_SECONDS is failed (runs) or built again (bundles, at most twice).
+WND_REQUEUE_AFTER = env_int("WND_REQUEUE_AFTER", 600, minimum=1)
+WND_LEASE_SECONDS = env_int("WND_LEASE_SECONDS", 300, minimum=1)
 
 # Seconds a request body may stall (no byte arriving) before the request is answered 408 and closed.
 WND_BODY_IDLE_TIMEOUT = env_int("WND_BODY_IDLE_TIMEOUT", 30, minimum=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard import bundles, diagnosis, housekeeping, notify, schedules
+from dashboard import bundles, delivery, diagnosis, housekeeping, notify, schedules
 
 
 @shared_task(name="dashboard.diagnose_report")
@@ -35,3 +35,8 @@ def maintenance() -> None:
 @shared_task(name="dashboard.build_bundle")
 def build_bundle(bundle_id: int) -> bool:
     return bundles.build(bundle_id)
+
+
+@shared_task(name="dashboard.sweep_delivery")
+def sweep_delivery(everything: bool = False) -> dict[str, int]:
+    return delivery.sweep(everything=everything)
