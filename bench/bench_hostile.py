@@ -10,7 +10,7 @@ and another samples the web process's RSS every 50 ms, uploads:
 It prints, per upload, the answer (status, time, message) and, for the whole run, the web
 process's RSS before / peak / growth and ``/healthz`` p50 / p99 / max.
 
-    python bench/bench_hostile.py [--root PATH]
+    python bench/bench_hostile.py [--root PATH] [--timeout SECONDS]
 
 ``--root`` serves another checkout of the project (e.g. an older one, to compare); the
 database and the session are made with this one.
@@ -77,7 +77,7 @@ class Probe(threading.Thread):
             time.sleep(max(0.0, 0.02 - took))
 
 
-def upload(port: int, cookie: str, name: str, data: bytes) -> tuple[int, float, str]:
+def upload(port: int, cookie: str, name: str, data: bytes, timeout: float) -> tuple[int, float, str]:
     """POST the file to /diagnose as the page's form does; (status, seconds, the page's message)."""
     csrf = secrets.token_hex(16)
     boundary = "----wnd" + secrets.token_hex(8)
@@ -94,11 +94,15 @@ def upload(port: int, cookie: str, name: str, data: bytes) -> tuple[int, float, 
         "HX-Request": "true",
     }
     started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    conn.request("POST", "/diagnose", body=body, headers=headers)
-    response = conn.getresponse()
-    text = response.read().decode("utf-8", "replace")
-    conn.close()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", "/diagnose", body=body, headers=headers)
+        response = conn.getresponse()
+        text = response.read().decode("utf-8", "replace")
+    except TimeoutError:
+        return 0, time.perf_counter() - started, f"no answer within {timeout:.0f} s (given up)"
+    finally:
+        conn.close()
     took = time.perf_counter() - started
     match = re.search(r'class="[^"]*error[^"]*"[^>]*>\s*(.*?)\s*<', text, re.S)
     message = match.group(1) if match else ("findings shown" if response.status == 200 else text[:200])
@@ -113,6 +117,7 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose dashboard is served")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for each upload's answer")
     args = parser.parse_args()
     supervisor = Supervisor()
     workdir = Path(tempfile.mkdtemp(prefix="wnd-bench-hostile-"))
@@ -147,7 +152,7 @@ def main() -> int:
         quiet = list(probe.latencies)
         print(f"served from {args.root}")
         for name, data in inputs:
-            status, took, message = upload(port, cookie, name, data)
+            status, took, message = upload(port, cookie, name, data, args.timeout)
             print(f"upload {name} ({len(data) / 1e6:.1f} MB): HTTP {status} in {took:.1f} s: {message}")
         time.sleep(1)
         probe.stopped.set()
