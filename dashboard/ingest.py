@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from dashboard import tasks
+from dashboard import retention, tasks
 from dashboard.models import AgentToken, Node, Report
 from diagnostics.report import NodeReport, ReportError, parse_report
 from diagnostics.storable import clean, json_may_need_cleaning
@@ -187,7 +187,9 @@ def receive(request: HttpRequest) -> JsonResponse:
     node: Node = token.node
     if (report.cluster, report.node) != (node.cluster.name, node.name):
         return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
-    if cleaned:
+    # Only the machine environment variables the checks need are kept (dashboard.retention).
+    stripped = retention.strip_report(document)
+    if cleaned or stripped:
         # What is stored is what every database accepts: NULs and lone surrogates replaced.
         data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     now = timezone.now()
@@ -212,7 +214,7 @@ def receive(request: HttpRequest) -> JsonResponse:
             agent_version=report.agent_version[:32],
             size_bytes=len(data),
             # A gzip body is kept as it came (it was just inflated once, within limits), unless cleaned.
-            payload=sent if sent is not data and not cleaned else Report.pack(data),
+            payload=sent if sent is not data and not (cleaned or stripped) else Report.pack(data),
             queued_at=now,  # cleared if the broker does not take it
         )
         Node.objects.filter(pk=node.pk).update(
