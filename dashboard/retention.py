@@ -47,7 +47,9 @@ def strip_report(document: dict[str, Any]) -> bool:
     """
     probes = document.get("probes")
     probe = probes.get("env.machine") if isinstance(probes, dict) else None
-    output = probe.get("output") if isinstance(probe, dict) else None
+    if not isinstance(probe, dict):
+        return False
+    output = probe.get("output")
     if not isinstance(output, str) or not output.lstrip().startswith("{"):
         return False
     try:
