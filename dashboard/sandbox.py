@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -29,10 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
 from django.conf import settings
 
 from diagnostics.cli import Diagnosis
 from diagnostics.model import Finding, FindingsDocument
+
+log = logging.getLogger(__name__)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -157,7 +161,13 @@ async def slot(user_id: int) -> AsyncIterator[None]:
     client = live.redis_client()
     key = _slot_key(user_id)
     ttl = settings.WND_DIAGNOSE_TIMEOUT + 60
-    running = await asyncio.to_thread(_take, client, key, ttl)
+    try:
+        running = await asyncio.to_thread(_take, client, key, ttl)
+    except redis.RedisError:
+        # Without Redis the count is unknown: the analysis still runs (each one is limited anyway).
+        log.warning("Redis unavailable: the Diagnose page's per-user limit is not applied", exc_info=True)
+        yield
+        return
     if running > settings.WND_DIAGNOSE_PER_USER:
         await asyncio.to_thread(client.decr, key)
         raise Busy(
@@ -167,7 +177,8 @@ async def slot(user_id: int) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await asyncio.to_thread(client.decr, key)
+        with contextlib.suppress(redis.RedisError):  # the key expires by itself anyway
+            await asyncio.to_thread(client.decr, key)
 
 
 def _take(client: Any, key: str, ttl: int) -> int:
