@@ -142,48 +142,65 @@ def _failure(code: int | None, stderr: str, limits: Limits) -> str:
 
 
 class Busy(SandboxError):
-    """The user already runs as many analyses as allowed."""
+    """As many analyses as allowed already run (for this user, or for everyone)."""
 
 
-def _slot_key(user_id: int) -> str:
-    return f"wnd:diagnose-running:{user_id}"
+ALL = "all"
+
+
+def _slot_key(who: int | str) -> str:
+    return f"wnd:diagnose-running:{who}"
 
 
 @contextlib.asynccontextmanager
 async def slot(user_id: int) -> AsyncIterator[None]:
-    """Hold one of the user's ``WND_DIAGNOSE_PER_USER`` analysis slots (Redis) for the block; ``Busy`` if none is free.
+    """Hold an analysis slot (Redis) for the block; ``Busy`` if none is free.
 
-    The counter expires a little after the longest analysis can run, so a web process
-    killed mid-analysis does not keep the user out for long.
+    One of the user's ``WND_DIAGNOSE_PER_USER`` and one of everyone's ``WND_DIAGNOSE_CONCURRENCY``
+    (each analysis may use ``WND_DIAGNOSE_MEMORY_MB``: the two bound what the page can cost).
+    The counters expire a little after the longest analysis can run, so a web process killed
+    mid-analysis does not keep anyone out for long.
     """
     from dashboard import live
 
     client = live.redis_client()
-    key = _slot_key(user_id)
+    mine, everyone = _slot_key(user_id), _slot_key(ALL)
     ttl = settings.WND_DIAGNOSE_TIMEOUT + 60
     try:
-        running = await asyncio.to_thread(_take, client, key, ttl)
+        running, total = await asyncio.to_thread(_take, client, (mine, everyone), ttl)
     except redis.RedisError:
         # Without Redis the count is unknown: the analysis still runs (each one is limited anyway).
-        log.warning("Redis unavailable: the Diagnose page's per-user limit is not applied", exc_info=True)
+        log.warning("Redis unavailable: the Diagnose page's concurrency limits are not applied", exc_info=True)
         yield
         return
-    if running > settings.WND_DIAGNOSE_PER_USER:
-        await asyncio.to_thread(client.decr, key)
-        raise Busy(
-            "You already have an analysis running: wait for it to finish, then try again "
-            f"(at most {settings.WND_DIAGNOSE_PER_USER} at a time, WND_DIAGNOSE_PER_USER)."
-        )
     try:
+        if running > settings.WND_DIAGNOSE_PER_USER:
+            raise Busy(
+                "You already have an analysis running: wait for it to finish, then try again "
+                f"(at most {settings.WND_DIAGNOSE_PER_USER} at a time, WND_DIAGNOSE_PER_USER)."
+            )
+        if total > settings.WND_DIAGNOSE_CONCURRENCY:
+            raise Busy(
+                f"{settings.WND_DIAGNOSE_CONCURRENCY} analyses are already running (WND_DIAGNOSE_CONCURRENCY): "
+                "try again in a minute."
+            )
         yield
     finally:
-        with contextlib.suppress(redis.RedisError):  # the key expires by itself anyway
-            await asyncio.to_thread(client.decr, key)
+        with contextlib.suppress(redis.RedisError):  # the keys expire by themselves anyway
+            await asyncio.to_thread(_give_back, client, (mine, everyone))
 
 
-def _take(client: Any, key: str, ttl: int) -> int:
+def _take(client: Any, keys: tuple[str, ...], ttl: int) -> tuple[int, ...]:
     with client.pipeline() as pipe:
-        pipe.incr(key)
-        pipe.expire(key, ttl)
-        running, _ = pipe.execute()
-    return int(running)
+        for key in keys:
+            pipe.incr(key)
+            pipe.expire(key, ttl)
+        answers = pipe.execute()
+    return tuple(int(n) for n in answers[::2])
+
+
+def _give_back(client: Any, keys: tuple[str, ...]) -> None:
+    with client.pipeline() as pipe:
+        for key in keys:
+            pipe.decr(key)
+        pipe.execute()

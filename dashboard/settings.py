@@ -193,6 +193,7 @@ WND_MAX_UPLOAD_BYTES = env_int("WND_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimu
 WND_DIAGNOSE_MEMORY_MB = env_int("WND_DIAGNOSE_MEMORY_MB", 1024, minimum=128)
 WND_DIAGNOSE_TIMEOUT = env_int("WND_DIAGNOSE_TIMEOUT", 60, minimum=5)
 WND_DIAGNOSE_PER_USER = env_int("WND_DIAGNOSE_PER_USER", 1, minimum=1)
+WND_DIAGNOSE_CONCURRENCY = env_int("WND_DIAGNOSE_CONCURRENCY", 2, minimum=1)
 
 # Scheduled checks (dashboard.schedules): how long a run waits for the agents' fresh reports,
 # and after how long without a heartbeat a run is taken for dead and its schedule released.

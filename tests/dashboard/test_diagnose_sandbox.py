@@ -72,3 +72,18 @@ def test_the_slot_is_given_back_after_an_analysis(client: Any, viewer: Any) -> N
     response = client.post("/diagnose", {"mode": "paste", "text": "Waiting for the Network to be created"})
     assert response.status_code in (200, 400)
     assert int(live.redis_client().get(f"wnd:diagnose-running:{viewer.pk}") or 0) == 0
+
+
+@pytest.mark.django_db
+def test_when_everyone_s_slots_are_taken_a_user_is_asked_to_come_back(client: Any, viewer: Any, settings: Any) -> None:
+    client.force_login(viewer)
+    redis = live.redis_client()
+    redis.set("wnd:diagnose-running:all", settings.WND_DIAGNOSE_CONCURRENCY, ex=60)
+    try:
+        response = client.post("/diagnose", {"mode": "paste", "text": "Waiting for the Network to be created"})
+        assert response.status_code == 429
+        assert "analyses are already running (WND_DIAGNOSE_CONCURRENCY)" in response.content.decode()
+        assert int(redis.get("wnd:diagnose-running:all") or 0) == settings.WND_DIAGNOSE_CONCURRENCY
+        assert int(redis.get(f"wnd:diagnose-running:{viewer.pk}") or 0) == 0
+    finally:
+        redis.delete("wnd:diagnose-running:all")
