@@ -53,6 +53,7 @@ class Probe(threading.Thread):
         super().__init__(daemon=True)
         self.port, self.pid = port, pid
         self.latencies: list[float] = []
+        self.started: list[float] = []
         self.failures = 0
         self.rss: list[float] = []
         self.stopped = threading.Event()
@@ -70,6 +71,7 @@ class Probe(threading.Thread):
                 ok = False
             took = time.perf_counter() - started
             self.latencies.append(took)
+            self.started.append(started)
             self.failures += not ok
             if time.perf_counter() - last_rss >= 0.05:
                 self.rss.append(rss_mb(self.pid))
@@ -151,7 +153,9 @@ def main() -> int:
         baseline_rss = statistics.median(probe.rss) if probe.rss else rss_mb(web.pid)
         quiet = list(probe.latencies)
         print(f"served from {args.root}")
+        phases = []
         for name, data in inputs:
+            phases.append((time.perf_counter(), name))
             status, took, message = upload(port, cookie, name, data, args.timeout)
             print(f"upload {name} ({len(data) / 1e6:.1f} MB): HTTP {status} in {took:.1f} s: {message}")
         time.sleep(1)
@@ -167,6 +171,10 @@ def main() -> int:
             f"p50 {percentile(busy, 0.5) * 1000:.0f} ms, p99 {percentile(busy, 0.99) * 1000:.0f} ms, "
             f"max {max(busy, default=0) * 1000:.0f} ms"
         )
+        slowest = sorted(zip(probe.latencies, probe.started, strict=True), reverse=True)[:3]
+        for latency, at in slowest:
+            since, what = max((p for p in phases if p[0] <= at), default=(at, "before the uploads"))
+            print(f"  slow /healthz: {latency * 1000:.0f} ms, {at - since:.1f} s into {what}")
         return 0
     finally:
         if web is not None:

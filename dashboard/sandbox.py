@@ -8,7 +8,8 @@ that takes minutes), so it never runs in the web process, which also serves inge
 - ``diagnose_isolated`` runs ``diagnostics.cli.diagnose`` in a fresh Python process that
   first limits itself: address space (``RLIMIT_AS``, ``WND_DIAGNOSE_MEMORY_MB``), CPU
   seconds (``RLIMIT_CPU``) and, from the parent, wall-clock time (``WND_DIAGNOSE_TIMEOUT``,
-  then it is killed). The child imports only ``diagnostics``; it prints one JSON object;
+  then it is killed); it runs at a lower priority (nice 10) than the web process. The child
+  imports only ``diagnostics``; it prints one JSON object;
 - the parent waits on it with asyncio, so no thread of the web process is held meanwhile;
 - ``slot`` counts running analyses per user in Redis (``WND_DIAGNOSE_PER_USER``), so one
   person cannot start many at once; a slot expires by itself if its process dies.
@@ -43,7 +44,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # The child: limits first, then the engine. It answers on stdout with one JSON object,
 # {"error": "..."} for an input the reader refuses.
 _CHILD = """
-import json, resource, sys
+import json, os, resource, sys
+os.nice(10)  # the web process, on the same cores, comes first
 memory, cpu = int(sys.argv[2]), int(sys.argv[3])
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
