@@ -183,7 +183,7 @@ def send_request(node: Node, name: str, args: dict[str, Any], user: str = "") ->
     if name not in REQUESTS:
         raise RequestError(f"unknown request {name!r}")
     clean = validate_args(name, args)
-    record = {
+    record: dict[str, Any] = {
         "id": f"r-{secrets.token_hex(6)}",
         "name": name,
         "label": LABELS[name],
