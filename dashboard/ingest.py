@@ -31,7 +31,7 @@ from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from dashboard import tasks
+from dashboard import retention, tasks
 from dashboard.cluster import enroll
 from dashboard.models import AgentToken, Node, Report
 from diagnostics.report import NodeReport, ReportError, parse_report
@@ -192,7 +192,9 @@ def receive(request: HttpRequest) -> JsonResponse:
         return error(400, "report is nested too deeply to be a node report")
     if (report.cluster, report.node) != (node.cluster.name, node.name):
         return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
-    if cleaned:
+    # Only the machine environment variables the checks need are kept (dashboard.retention).
+    stripped = retention.strip_report(document)
+    if cleaned or stripped:
         # What is stored is what every database accepts: NULs and lone surrogates replaced.
         data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     now = timezone.now()
@@ -217,7 +219,7 @@ def receive(request: HttpRequest) -> JsonResponse:
             agent_version=report.agent_version[:32],
             size_bytes=len(data),
             # A gzip body is kept as it came (it was just inflated once, within limits), unless cleaned.
-            payload=sent if sent is not data and not cleaned else Report.pack(data),
+            payload=sent if sent is not data and not (cleaned or stripped) else Report.pack(data),
             queued_at=now,  # cleared if the broker does not take it
         )
         Node.objects.filter(pk=node.pk).update(
