@@ -122,9 +122,8 @@ def measure(label: str, runs: int, action: Callable[[], object], target: float |
         cpu.append((time.process_time() - start_cpu) * 1000)
     median = statistics.median(times)
     verdict = "" if target is None else (" OK" if median <= target else f" OVER the {target:.0f} ms target")
-    print(
-        f"{label:<52} median {median:6.1f} ms (CPU {statistics.median(cpu):5.1f} ms)   worst {max(times):6.1f} ms{verdict}"
-    )
+    cpu_median = statistics.median(cpu)
+    print(f"{label:<52} median {median:6.1f} ms (CPU {cpu_median:5.1f} ms)   worst {max(times):6.1f} ms{verdict}")
 
 
 def main() -> None:
