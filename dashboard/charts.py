@@ -33,7 +33,7 @@ WINDOWS: dict[str, tuple[timedelta, int, str]] = {
     "30d": (timedelta(days=1), 30, "%d %b"),
 }
 
-W, H, PAD_L, PAD_B, PAD_T = 720, 180, 36, 22, 8
+W, H, PAD_L, PAD_B, PAD_T = 600, 220, 34, 22, 8
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,10 @@ def _svg(title: str, body: list[str], height: int = H) -> SafeString:
 def _x_labels(labels: list[str], bar_w: float, every: int) -> list[str]:
     out = []
     for i, label in enumerate(labels):
-        if i % every == 0 or i == len(labels) - 1:
+        if i % every == 0 and len(labels) - i > every / 2:
             x = PAD_L + i * bar_w + bar_w / 2
             out.append(f'<text x="{x:.1f}" y="{H - 6}" text-anchor="middle">{escape(label)}</text>')
+    out.append(f'<text x="{W}" y="{H - 6}" text-anchor="end">{escape(labels[-1])}</text>' if labels else "")
     return out
 
 

@@ -41,12 +41,16 @@ def stamp(value: datetime | None) -> str:
 
 @register.filter
 def fix_steps(steps: Any) -> list[dict[str, Any]]:
-    """Fix steps as {"text", "commands"}: a plain string is one command; a mapping may carry an
-    explanation (``explanation``/``text``/``why``) and ``commands`` (a list or one string)."""
+    """Fix steps as {"text", "commands"}: a stored string is split into its explanation and the
+    commands to paste (``FixStep.from_text``); a mapping may carry ``text`` (or ``explanation``)
+    and ``commands`` (a list or one string)."""
+    from diagnostics.model import FixStep
+
     out: list[dict[str, Any]] = []
     for step in steps or []:
         if isinstance(step, str):
-            out.append({"text": "", "commands": [step]})
+            parsed = FixStep.from_text(step)
+            out.append({"text": parsed.text, "commands": list(parsed.commands)})
         elif isinstance(step, dict):
             text = str(step.get("explanation") or step.get("text") or step.get("why") or "")
             commands = step.get("commands", step.get("command", []))

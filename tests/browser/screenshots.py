@@ -144,7 +144,10 @@ def shoot(url: str, out: Path) -> list[Path]:
                     suffix = "" if scheme == "light" else "-dark"
                     target = out / f"{name}-{label}{suffix}.png"
                     page.screenshot(path=str(target), full_page=True)
-                    written.append(target)
+                    first_screen = out / f"{name}-{label}{suffix}-first-screen.png"
+                    page.evaluate("window.scrollTo(0, 0)")
+                    page.screenshot(path=str(first_screen))
+                    written += [target, first_screen]
                 context.close()
         browser.close()
     return written
