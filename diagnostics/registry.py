@@ -3,10 +3,18 @@
 A check function takes a ``NodeSnapshot`` and yields ``Fail`` or ``Unknown``
 outcomes (nothing when the node passes). The registry stamps each outcome with
 the check's id, severity, title and docs to make a ``Finding``.
+
+Two declarations keep checks from deciding on what they cannot know:
+``probes`` names the agent probes a check's verdict rests on; when one of them
+timed out or was cut (``NodeSnapshot.incomplete``) the check is not run and
+says ``unknown`` with the reason, never ``fail``. ``plugins`` names the network
+plugins a check is about (``flannel``); on a node known to run another one
+(Calico, Azure CNI) the check does not run at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +36,8 @@ class CheckSpec:
     title: str
     docs: str
     func: CheckFunc
+    probes: tuple[str, ...] = ()  # probe ids whose output the verdict rests on
+    plugins: tuple[str, ...] = ()  # network plugins the check is about; empty: any
 
     @property
     def area(self) -> str:
@@ -40,13 +50,21 @@ class CheckSpec:
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(check_id: str, *, severity: Severity, title: str, docs: str = DOCS_BASE) -> Callable[[CheckFunc], CheckFunc]:
-    """Register a check function under a stable id from spec/CHECKS.md."""
+def check(
+    check_id: str,
+    *,
+    severity: Severity,
+    title: str,
+    docs: str = DOCS_BASE,
+    probes: tuple[str, ...] = (),
+    plugins: tuple[str, ...] = (),
+) -> Callable[[CheckFunc], CheckFunc]:
+    """Register a check function under a stable id from spec/CHECKS.md (see the module docstring)."""
 
     def register(func: CheckFunc) -> CheckFunc:
         if check_id in REGISTRY:
             raise ValueError(f"check id {check_id!r} registered twice")
-        REGISTRY[check_id] = CheckSpec(check_id, severity, title, docs, func)
+        REGISTRY[check_id] = CheckSpec(check_id, severity, title, docs, func, probes, plugins)
         return func
 
     return register
@@ -96,9 +114,20 @@ def run_iter(snap: NodeSnapshot, only: Iterable[str] | None = None) -> Iterator[
     A check that raises is reported as an ``unknown`` finding naming the error,
     so one broken check never hides the others.
     """
+    from diagnostics.checks.common import network_plugin
+
     wanted = set(only) if only is not None else None
     for spec in all_checks().values():
         if wanted is not None and spec.id not in wanted and spec.area not in wanted:
+            continue
+        if spec.plugins:
+            plugin = network_plugin(snap)
+            if plugin is not None and plugin.value not in spec.plugins:
+                continue  # about another network plugin than the one this node runs
+        cut = [snap.incomplete[p] for p in spec.probes if p in snap.incomplete]
+        if cut:
+            summary = "Not enough data to decide: " + "; ".join(cut) + "."
+            yield _stamp(spec, snap, Status.UNKNOWN, summary, evidence=tuple(Evidence("agent", c) for c in cut))
             continue
         try:
             outcomes = list(spec.func(snap))
@@ -111,5 +140,43 @@ def run_iter(snap: NodeSnapshot, only: Iterable[str] | None = None) -> Iterator[
             yield _finding(spec, snap, outcome)
 
 
+# Root causes: a failing finding (key) is explained by another failing finding on the same node
+# (value, first match wins). The effect then says "because of ..." and is shown under its cause.
+CAUSES: dict[str, tuple[str, ...]] = {
+    "hns.lb-policy-missing": ("hns.network-missing", "node.hns-crash", "node.hns-unresponsive"),
+    "hns.endpoint-state": ("hns.network-missing", "node.hns-crash", "node.hns-unresponsive"),
+    "hns.stale-remote-endpoints": ("hns.network-missing", "node.hns-crash"),
+    "hns.management-ip-mismatch": ("hns.network-missing",),
+    "image.os-version-mismatch": ("pause.image-incompatible",),
+    "flannel.subnet-env-missing": ("flannel.waiting-for-network", "node.components-not-running"),
+    "node.not-ready": ("node.components-not-running", "hns.network-missing", "flannel.subnet-env-missing"),
+    "network.service-vip-from-node": ("hns.lb-policy-missing",),
+    "pause.wincat-missing": ("pause.image-incompatible",),
+}
+
+
+def _explains(cause: Finding, effect: Finding) -> bool:
+    """Whether ``cause`` explains ``effect``; an OS mismatch is the pause image's only when seen on a sandbox."""
+    if effect.check == "image.os-version-mismatch":
+        lines = {(e.source, e.line) for e in cause.evidence}
+        return bool(effect.evidence) and all((e.source, e.line) in lines for e in effect.evidence)
+    return True
+
+
+def link_causes(findings: list[Finding]) -> list[Finding]:
+    """``findings`` of one node with ``caused_by`` set where another failing finding explains one."""
+    failing = {f.check: f for f in findings if f.status is Status.FAIL}
+    out = []
+    for finding in findings:
+        if finding.status is Status.FAIL and not finding.caused_by:
+            for cause_id in CAUSES.get(finding.check, ()):
+                cause = failing.get(cause_id)
+                if cause is not None and _explains(cause, finding):
+                    finding = dataclasses.replace(finding, caused_by=cause_id)
+                    break
+        out.append(finding)
+    return out
+
+
 def run(snap: NodeSnapshot, only: Iterable[str] | None = None) -> list[Finding]:
-    return list(run_iter(snap, only))
+    return link_causes(list(run_iter(snap, only)))

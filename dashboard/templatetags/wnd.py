@@ -9,6 +9,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from diagnostics.model import FixStep
+
 register = template.Library()
 
 
@@ -48,7 +50,7 @@ def fix_steps(steps: Any) -> list[dict[str, Any]]:
 
     out: list[dict[str, Any]] = []
     for step in steps or []:
-        if isinstance(step, str):
+        if isinstance(step, str):  # findings/v1's one-string form: the explanation, then one command per line
             parsed = FixStep.from_text(step)
             out.append({"text": parsed.text, "commands": list(parsed.commands)})
         elif isinstance(step, dict):

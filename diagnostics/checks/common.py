@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from diagnostics.model import Evidence
+from diagnostics.facts import Service
+from diagnostics.model import Evidence, FixStep
 from diagnostics.parsers import flannel as flannel_files
 from diagnostics.snapshot import Fact, FileFact, LogHit, NodeSnapshot
 from diagnostics.versions import parse_version
@@ -102,6 +104,45 @@ def uses_flannel(snap: NodeSnapshot) -> bool | None:
         return True
     if snap.services is not None or snap.processes is not None:
         return False
+    return None
+
+
+# Names of services/processes that identify a network plugin (Windows service names and executables).
+_PLUGIN_DAEMONS = {
+    "calico": ("caliconode", "calicofelix", "calico-node", "calico-felix"),
+    "azure-cni": ("azure-vnet", "azure-cns"),
+    "flannel": ("flanneld",),
+}
+# Known files that identify a plugin when they exist.
+_PLUGIN_FILES = {"calico": ("calico-config.ps1",), "azure-cni": ("azure-cni.conflist",)}
+
+
+@per_snapshot
+def network_plugin(snap: NodeSnapshot) -> Fact[str] | None:
+    """The network plugin the node runs: ``flannel``, ``calico`` or ``azure-cni``; None when nothing tells.
+
+    Calico and Azure CNI are recognised by their daemons and files first: a leftover Flannel
+    file must not make a Calico node look like a Flannel one.
+    """
+    for plugin in ("calico", "azure-cni"):
+        names = _PLUGIN_DAEMONS[plugin]
+        for facts in (snap.services, snap.processes):
+            if facts is None:
+                continue
+            for item in facts.value:
+                if item.name.lower().removesuffix(".exe") in names:
+                    return Fact(plugin, f"{facts.source} {item.name}")
+        for name in _PLUGIN_FILES[plugin]:
+            fact = snap.file(name)
+            if fact is not None and fact.exists:
+                return Fact(plugin, fact.path)
+    _fact, cni = cni_conf(snap)
+    if cni is not None and "azure" in (cni.type + cni.delegate_type).lower():
+        return Fact("azure-cni", _fact.path if _fact else "cni.conf")
+    if cni is not None and "calico" in (cni.type + cni.delegate_type).lower():
+        return Fact("calico", _fact.path if _fact else "cni.conf")
+    if uses_flannel(snap):
+        return Fact("flannel", "flanneld service, process, log or files")
     return None
 
 
@@ -214,8 +255,45 @@ def ps_quote(text: str) -> str:
 
 
 def restart_command(snap: NodeSnapshot, component: str) -> str:
-    """How to restart a component on this node: its service when there is one."""
-    svc = snap.service(component)
+    """The command that restarts a component on this node: its service, its pod (a HostProcess DaemonSet),
+    else the service by its usual name."""
+    svc = snap.service(component) or snap.service(component.replace("-", ""))
     if svc is not None:
         return f"Restart-Service {svc.name}"
-    return f"restart {component} the way this node starts it (start.ps1 or its scheduled task)"
+    if snap.pods is not None:
+        key = "flannel" if component == "flanneld" else component
+        for pod in snap.pods.value:
+            meta = pod.get("metadata") or {}
+            if key in str(meta.get("name", "")):
+                return f"kubectl delete pod -n {meta.get('namespace', 'kube-system')} {meta.get('name')}"
+    return f"Restart-Service {component}"
+
+
+def run_by_nssm(svc: Service) -> bool:
+    """Whether a component's service is a wrapper (nssm) rather than the binary itself.
+
+    The services parser shows an nssm service by the command it runs (Application + AppParameters),
+    so nssm may not appear in it; a native kubelet/kube-proxy service always passes
+    ``--windows-service``. Without it, the service is a wrapper: its arguments are changed with
+    ``nssm set <service> AppParameters``; ``sc.exe config binPath=`` would remove nssm.
+    """
+    line = svc.command_line.lower()
+    return "nssm" in line or not re.search(r"\s--(?:windows-)?service\b", line)
+
+
+def change_arguments_steps(svc: Service, program: str, arguments: str) -> tuple[FixStep, ...]:
+    """The commands that give a component's service new arguments, and restart it."""
+    if run_by_nssm(svc):
+        return (
+            FixStep(
+                f"{svc.name} runs under nssm: change its arguments with nssm (sc.exe config would replace nssm and "
+                "the service would no longer start), then restart it.",
+                (f"nssm set {svc.name} AppParameters {arguments}", f"Restart-Service {svc.name}"),
+            ),
+        )
+    return (
+        FixStep(
+            f"{svc.name} is a native service: give it the new command line, then restart it.",
+            (f'sc.exe config {svc.name} binPath= "{program} {arguments}"', f"Restart-Service {svc.name}"),
+        ),
+    )

@@ -17,7 +17,7 @@ from diagnostics.checks.common import (
     subnet_env,
     uses_flannel,
 )
-from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.parsers.flannel import network_of, parse_source_vip
 from diagnostics.registry import check
 from diagnostics.snapshot import NodeSnapshot
@@ -61,7 +61,13 @@ def _hns_pod_subnet(snap: NodeSnapshot) -> str:
     return ""
 
 
-@check("flannel.subnet-env-missing", severity=Severity.CRITICAL, title="Flannel's subnet.env is missing", docs=DOCS)
+@check(
+    "flannel.subnet-env-missing",
+    severity=Severity.CRITICAL,
+    title="Flannel's subnet.env is missing",
+    docs=DOCS,
+    plugins=("flannel",),
+)
 def subnet_env_missing(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("flannel.subnet-env-missing")
     fact = snap.file("subnet.env")
@@ -83,23 +89,39 @@ def subnet_env_missing(snap: NodeSnapshot) -> Outcome:
     if missing and fact is not None:
         evidence.append(Evidence(fact.source, f"{fact.path} does not exist"))
     evidence.extend(hit_evidence(hits))
-    fix = [
-        f"{restart_command(snap, 'flanneld')}; flanneld writes {path} once it has the node's lease "
-        "(read its log if the file does not appear)."
+    fix: list[FixStep] = [
+        FixStep(
+            f"Restart flanneld: it writes {path} once it has the node's lease (read its log if the file does not "
+            "appear).",
+            (restart_command(snap, "flanneld"), f"Test-Path {ps_quote(path)}"),
+        )
     ]
     text = subnet_env_text(snap)
     if text is not None:
         fix.append(
-            "Or write the file by hand with this node's podCIDR as FLANNEL_SUBNET: "
-            f"New-Item -ItemType Directory -Force (Split-Path {ps_quote(path)}) | Out-Null; "
-            f"Set-Content -Path {ps_quote(path)} -Encoding ascii -Value @'\n{text}\n'@"
+            FixStep(
+                "Or write the file by hand, with this node's podCIDR as FLANNEL_SUBNET.",
+                (
+                    f"New-Item -ItemType Directory -Force (Split-Path {ps_quote(path)}) | Out-Null",
+                    f"Set-Content -Path {ps_quote(path)} -Encoding ascii -Value @'\n{text}\n'@",
+                ),
+            )
         )
     else:
-        fix.append(
-            "Or copy /run/flannel/subnet.env from a control-plane node and change FLANNEL_SUBNET to this node's "
-            "podCIDR (kubectl get node " + snap.node + " -o jsonpath='{.spec.podCIDR}')."
+        name = node_hostname(snap)
+        pod_cidr = (
+            f"kubectl get node {name} -o jsonpath='{{.spec.podCIDR}}'"
+            if name and name != "unknown"
+            else "kubectl get nodes -o custom-columns=NAME:.metadata.name,POD_CIDR:.spec.podCIDR"
         )
-    fix.append("Delete the pods stuck in ContainerCreating so that their sandboxes are created again.")
+        fix.append(
+            FixStep(
+                "Or copy /run/flannel/subnet.env from a control-plane node and change FLANNEL_SUBNET to this node's "
+                "podCIDR.",
+                (pod_cidr,),
+            )
+        )
+    fix.append(FixStep("Delete the pods stuck in ContainerCreating so that their sandboxes are created again."))
     yield Fail(
         summary=f"{path} is missing, so the flannel CNI plugin cannot set up pod networking on this node."
         if missing
@@ -134,6 +156,7 @@ def flanneld_exe(snap: NodeSnapshot) -> str:
     severity=Severity.CRITICAL,
     title="flanneld is stuck waiting for the network",
     docs=DOCS,
+    plugins=("flannel",),
 )
 def waiting_for_network(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("flannel.waiting-for-network")
@@ -172,6 +195,7 @@ def waiting_for_network(snap: NodeSnapshot) -> Outcome:
     severity=Severity.WARNING,
     title="SourceVip files are left from an earlier pod subnet",
     docs=DOCS,
+    plugins=("flannel",),
 )
 def stale_sourcevip(snap: NodeSnapshot) -> Outcome:
     expected = snap.pod_cidr()
@@ -227,6 +251,7 @@ def stale_sourcevip(snap: NodeSnapshot) -> Outcome:
     severity=Severity.WARNING,
     title="Flannel VXLAN uses a VNI or port Windows does not support",
     docs="https://kubernetes.io/docs/concepts/services-networking/windows-networking/",
+    plugins=("flannel",),
 )
 def vxlan_params(snap: NodeSnapshot) -> Outcome:
     fact, conf = net_conf(snap)
@@ -259,6 +284,7 @@ _FLANNEL_TAG_RE = re.compile(r"flannel[^:/]*:v?(\d+\.\d+(?:\.\d+)?)", re.IGNOREC
     severity=Severity.INFO,
     title="Flannel before v0.12.0 cannot reach local pods from the node",
     docs="https://kubernetes.io/docs/concepts/services-networking/windows-networking/",
+    plugins=("flannel",),
 )
 def version_node_to_pod(snap: NodeSnapshot) -> Outcome:
     _f, conf = net_conf(snap)
@@ -285,6 +311,8 @@ def version_node_to_pod(snap: NodeSnapshot) -> Outcome:
     severity=Severity.CRITICAL,
     title="The node's pod subnet differs between flannel, HNS and the API",
     docs=DOCS,
+    probes=("hns.networks",),
+    plugins=("flannel",),
 )
 def subnet_mismatch(snap: NodeSnapshot) -> Outcome:
     pod_cidr = snap.pod_cidr()

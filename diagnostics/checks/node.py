@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from diagnostics.checks.common import (
+    change_arguments_steps,
     cni_conf,
     component_flags,
     hit_evidence,
@@ -16,6 +17,7 @@ from diagnostics.checks.common import (
     uses_flannel,
 )
 from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
+from diagnostics.probes import HNS_PROBES, PROBES_BY_ID
 from diagnostics.registry import check
 from diagnostics.snapshot import LogHit, NodeSnapshot
 from diagnostics.versions import max_skew, parse_version
@@ -59,6 +61,7 @@ def _process(snap: NodeSnapshot, component: str) -> bool:
     severity=Severity.CRITICAL,
     title="Node components are not running",
     docs=DOCS,
+    probes=("services", "processes"),
 )
 def components_not_running(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("node.components-not-running")
@@ -134,8 +137,10 @@ def _died_in_log(snap: NodeSnapshot, hits: list[LogHit]) -> Fail:
         "or no Service routing.",
         evidence=hit_evidence(hits),
         fix=(
-            FixStep("Read why it exited: the line above is its last word; the lines before it give the cause.",
-                    tuple(f"Get-Content {LOG_PATHS[c]} -Tail 100" for c in named)),
+            FixStep(
+                "Read why it exited: the line above is its last word; the lines before it give the cause.",
+                tuple(f"Get-Content {LOG_PATHS[c]} -Tail 100" for c in named),
+            ),
             *(_start_step(snap, c) for c in named),
         ),
     )
@@ -146,15 +151,19 @@ def _start_step(snap: NodeSnapshot, component: str) -> FixStep:
     log = LOG_PATHS.get(component, "")
     tail = (f"Get-Content {log} -Tail 50",) if log else ()
     if svc is not None:
-        return FixStep(f"Start {component} again once the cause is fixed, and follow its log.",
-                       (f"Start-Service {svc.name}", *tail))
+        return FixStep(
+            f"Start {component} again once the cause is fixed, and follow its log.",
+            (f"Start-Service {svc.name}", *tail),
+        )
     pod = _component_pod(snap, component)
     if pod is not None:
         meta = pod.get("metadata") or {}
         return FixStep(
             f"{component} runs as a pod here: delete it so its DaemonSet starts a new one, then read its log.",
-            (f"kubectl delete pod -n {meta.get('namespace', 'kube-system')} {meta.get('name', '')}",
-             f"kubectl logs -n {meta.get('namespace', 'kube-system')} -l {_component_label(component)} --tail 50"),
+            (
+                f"kubectl delete pod -n {meta.get('namespace', 'kube-system')} {meta.get('name', '')}",
+                f"kubectl logs -n {meta.get('namespace', 'kube-system')} -l {_component_label(component)} --tail 50",
+            ),
         )
     return FixStep(
         f"Start {component} again once the cause is fixed (its service, or start.ps1 / the scheduled task that "
@@ -187,6 +196,7 @@ _SERVICE_FIX = {
     severity=Severity.WARNING,
     title="Node components run as plain processes, not services",
     docs=DOCS,
+    probes=("services", "processes"),
 )
 def components_not_services(snap: NodeSnapshot) -> Outcome:
     if snap.services is None or snap.processes is None:
@@ -286,10 +296,14 @@ def not_ready(snap: NodeSnapshot) -> Outcome:
         fix=(
             FixStep(
                 "Read why the API says so: the Ready condition's reason and message, and the node's latest events.",
-                (f"kubectl describe node {node_hostname(snap)}",) if snap.node != "unknown" else ("kubectl get nodes -o wide",),
+                (f"kubectl describe node {node_hostname(snap)}",)
+                if snap.node != "unknown"
+                else ("kubectl get nodes -o wide",),
             ),
-            FixStep("On the node, see whether kubelet, kube-proxy and the runtime run, and read kubelet's last words.",
-                    ("Get-Service kubelet, kube-proxy, containerd", f"Get-Content {LOG_PATHS['kubelet']} -Tail 100")),
+            FixStep(
+                "On the node, see whether kubelet, kube-proxy and the runtime run, and read kubelet's last words.",
+                ("Get-Service kubelet, kube-proxy, containerd", f"Get-Content {LOG_PATHS['kubelet']} -Tail 100"),
+            ),
         ),
     )
 
@@ -338,6 +352,7 @@ def _memory_of(flag_value: str) -> float | None:
 def memory_reserve_low(snap: NodeSnapshot) -> Outcome:
     flags = component_flags(snap, "kubelet")
     if flags is None:
+        yield from _reserve_from_allocatable(snap)
         return
     values = flags.value
     system, kube = values.get("system-reserved", ""), values.get("kube-reserved", "")
@@ -351,10 +366,55 @@ def memory_reserve_low(snap: NodeSnapshot) -> Outcome:
         summary=f"kubelet reserves {total / GIB:.2f} GiB of memory for the system and Kubernetes; Windows needs at "
         "least 2 GiB, or pods overcommit the node and it pages.",
         evidence=(Evidence(flags.source, shown),),
-        fix=(
-            "Add --system-reserved=memory=1536Mi --kube-reserved=memory=512Mi (2 GiB in all) to kubelet's flags "
-            "and restart kubelet.",
+        fix=_reserve_fix(snap),
+    )
+
+
+_RESERVES = "--system-reserved=memory=1536Mi --kube-reserved=memory=512Mi"
+
+
+def _reserve_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
+    """Reserve 2 GiB the way this node's kubelet is started: its service (nssm or native), else its flags."""
+    svc = snap.service("kubelet")
+    line = snap.component_command_line("kubelet")
+    if svc is not None and line is not None:
+        words = re.sub(r"\s--(?:system|kube)-reserved[= ]\S+", "", " " + line.value).strip()
+        match = re.match(r'\s*("[^"]*"|\S+)\s*(.*)$', words)
+        program, args = (match.group(1), match.group(2)) if match else (words, "")
+        if "nssm" in program.lower():
+            match = re.match(r'\s*("[^"]*"|\S+)\s*(.*)$', args)
+            program, args = (match.group(1), match.group(2)) if match else (args, "")
+        return change_arguments_steps(svc, program, f"{args} {_RESERVES}".strip())
+    return (
+        FixStep(
+            f"Add {_RESERVES} (2 GiB in all) to kubelet's flags where this node starts it (its service, or "
+            "systemReserved/kubeReserved in the kubelet config file), then restart kubelet.",
+            ("Restart-Service kubelet",),
         ),
+    )
+
+
+def _reserve_from_allocatable(snap: NodeSnapshot) -> Outcome:
+    """Without kubelet's flags, the Node's capacity minus allocatable memory is what it reserves (and evicts at)."""
+    if snap.node_object is None:
+        return
+    status = snap.node_object.value.get("status") or {}
+    capacity = parse_quantity(str((status.get("capacity") or {}).get("memory") or ""))
+    allocatable = parse_quantity(str((status.get("allocatable") or {}).get("memory") or ""))
+    if capacity is None or allocatable is None or capacity <= 0:
+        return
+    reserved = capacity - allocatable
+    if reserved >= 2 * GIB:
+        return
+    yield Fail(
+        summary=f"The node keeps {reserved / GIB:.2f} GiB of its {capacity / GIB:.1f} GiB memory out of pods' reach "
+        "(capacity minus allocatable); Windows needs at least 2 GiB reserved for the system and Kubernetes, or pods "
+        "overcommit the node and it pages.",
+        evidence=(
+            Evidence(f"{snap.node_object.source} status.capacity.memory", str(status["capacity"]["memory"])),
+            Evidence(f"{snap.node_object.source} status.allocatable.memory", str(status["allocatable"]["memory"])),
+        ),
+        fix=_reserve_fix(snap),
     )
 
 
@@ -365,7 +425,13 @@ _HNS_CRASH_RE = re.compile(
 )
 
 
-@check("node.hns-crash", severity=Severity.CRITICAL, title="The Host Network Service crashed or restarted", docs=DOCS)
+@check(
+    "node.hns-crash",
+    severity=Severity.CRITICAL,
+    title="The Host Network Service crashed or restarted",
+    docs=DOCS,
+    probes=("hns.events", "services"),
+)
 def hns_crash(snap: NodeSnapshot) -> Outcome:
     evidence: list[Evidence] = []
     svc = snap.service("hns")
@@ -393,6 +459,46 @@ def hns_crash(snap: NodeSnapshot) -> Outcome:
             "Read the events: Get-WinEvent -LogName Microsoft-Windows-Host-Network-Service-Admin -MaxEvents 50",
             "Collect logs for a support case: C:\\k\\debug\\collectlogs.ps1 (microsoft/SDN), and install the latest "
             "cumulative update.",
+        ),
+    )
+
+
+@check(
+    "node.hns-unresponsive",
+    severity=Severity.CRITICAL,
+    title="The Host Network Service does not answer",
+    docs=DOCS,
+)
+def hns_unresponsive(snap: NodeSnapshot) -> Outcome:
+    hung = [p for p in HNS_PROBES if p in snap.unanswered]
+    if not hung:
+        return
+    answered = [p for p in PROBES_BY_ID if p not in snap.unanswered and p not in HNS_PROBES]
+    if snap.incomplete and not any(p not in snap.incomplete for p in answered):
+        return  # nothing answered: the agent or the node as a whole is stuck, not HNS alone
+    evidence = [Evidence("agent", snap.incomplete.get(p, f"{p} timed out")) for p in hung]
+    svc = snap.service("hns")
+    if svc is not None and snap.services is not None:
+        evidence.append(Evidence(snap.services.source, f"hns: {svc.status} (the service is up; its API is not)"))
+    yield Fail(
+        summary=f"HNS queries ({', '.join(hung)}) got no answer within the agent's budget while the rest of the node "
+        "answered: the Host Network Service is hung (a possible HNS deadlock). Pods cannot get or lose network "
+        "endpoints until it recovers.",
+        evidence=tuple(evidence),
+        fix=(
+            FixStep("Confirm by hand: the query should return in seconds.", ("Measure-Command { Get-HnsNetwork }",)),
+            FixStep(
+                "Collect the HNS state and traces before anything restarts it (collectlogs.ps1 of microsoft/SDN).",
+                ("C:\\k\\debug\\collectlogs.ps1",),
+            ),
+            FixStep(
+                "Move the pods off the node, then restart the Host Network Service (or reboot the node).",
+                (
+                    f"kubectl drain {snap.node} --ignore-daemonsets --delete-emptydir-data",
+                    "Restart-Service hns",
+                    f"kubectl uncordon {snap.node}",
+                ),
+            ),
         ),
     )
 
@@ -477,13 +583,31 @@ def config_drift(snap: NodeSnapshot) -> Outcome:
         theirs = [p.facts.get(key) for p in view.peers if p.facts.get(key)]
         if len(theirs) < 2 or len(set(theirs)) != 1 or theirs[0] == value:
             continue
+        what = _DRIFT_WORDS.get(key, key.replace("_", " "))
         yield Fail(
-            summary=f"{key} is {value} here but {theirs[0]} on the other {len(theirs)} Windows nodes: this node is "
-            "the odd one out.",
+            summary=f"This node's {what} is {value}, but the other {len(theirs)} Windows nodes all have {theirs[0]}: "
+            "this node is the odd one out.",
             evidence=(
-                Evidence(f"Node/{snap.node}", f"{key}={value}"),
+                Evidence(f"Node/{snap.node}", f"{what}: {value}"),
                 Evidence(view.source or "peers", ", ".join(f"{p.node}: {p.facts.get(key)}" for p in view.peers)),
             ),
-            fix=(f"Align {key} with the other nodes ({theirs[0]}) unless the difference is intended.",),
+            fix=(f"Give this node the same {what} as the others ({theirs[0]}), unless the difference is intended.",),
             subject=key,
         )
+
+
+# The facts node.config-drift compares, as a person says them.
+_DRIFT_WORDS = {
+    "pause_image": "pause (sandbox) image",
+    "runtime_version": "container runtime version",
+    "os_build": "Windows build",
+    "cni_type": "CNI plugin",
+    "kube_proxy_network": "kube-proxy network name",
+    "kube_proxy_mode": "kube-proxy mode",
+    "hotfix_level": "Windows update level",
+    "kubelet_minor": "kubelet minor version",
+    "kubelet_version": "kubelet version",
+    "kube_proxy_version": "kube-proxy version",
+    "kernel_version": "kernel version",
+    "os_image": "OS image",
+}

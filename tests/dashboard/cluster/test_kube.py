@@ -8,6 +8,7 @@ and too narrow, and a token that is replaced while the watcher runs.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -255,8 +256,34 @@ def test_rbac_too_narrow_shows_which_permission_is_missing(kube: KubeApi, tmp_pa
         assert ApiObject.objects.filter(kind="Pod", node_name="win-2022").exists()
 
 
+EXEC_PLUGIN = """import json, pathlib, sys
+token = pathlib.Path(sys.argv[1]).read_text().strip()
+print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                  "status": {"token": token}}))
+"""
+
+
+def exec_kubeconfig(kube: KubeApi, tmp_path: Path, token_file: Path) -> Path:
+    """A kubeconfig whose credentials come from an exec plugin (as cloud providers' kubeconfigs do)."""
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(EXEC_PLUGIN)
+    path = kube.kubeconfig_for(tmp_path / "exec.kubeconfig", token="unused", context="lab")
+    config = json.loads(path.read_text())
+    config["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": sys.executable,
+            "args": [str(plugin), str(token_file)],
+            "interactiveMode": "Never",
+        }
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize("credentials", ["token file", "exec plugin"])
 def test_a_replaced_token_is_read_again_when_the_old_one_is_refused(
-    kube: KubeApi, tmp_path: Path, run_sync: Any
+    kube: KubeApi, tmp_path: Path, run_sync: Any, credentials: str
 ) -> None:
     kube.dashboard_token()  # the shipped RBAC
     holder = kube.create(
@@ -272,7 +299,10 @@ def test_a_replaced_token_is_read_again_when_the_old_one_is_refused(
     )
     token_file = tmp_path / "token"
     token_file.write_text(kube.token("windows-node-doctor", "node-doctor-dashboard", pod=holder))
-    kubeconfig = kube.kubeconfig_for(tmp_path / "rotating.kubeconfig", token_file=str(token_file), context="lab")
+    if credentials == "exec plugin":
+        kubeconfig = exec_kubeconfig(kube, tmp_path, token_file)
+    else:
+        kubeconfig = kube.kubeconfig_for(tmp_path / "rotating.kubeconfig", token_file=str(token_file), context="lab")
     with run_sync(source_for(kubeconfig, watch_seconds=1), diagnose=False) as running:
         running.settled()
         wait_for(connected, what="connected")
