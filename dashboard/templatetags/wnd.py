@@ -46,8 +46,6 @@ def fix_steps(steps: Any) -> list[dict[str, Any]]:
     """Fix steps as {"text", "commands"}: a stored string is split into its explanation and the
     commands to paste (``FixStep.from_text``); a mapping may carry ``text`` (or ``explanation``)
     and ``commands`` (a list or one string)."""
-    from diagnostics.model import FixStep
-
     out: list[dict[str, Any]] = []
     for step in steps or []:
         if isinstance(step, str):  # findings/v1's one-string form: the explanation, then one command per line
