@@ -341,6 +341,8 @@ def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> 
     if facts.hns_networks_empty:
         # Get-HnsNetwork seen printing nothing beats any network JSON elsewhere in the text (often a request).
         part.facts["hns_networks"] = _Candidate(_PRIO_PROBES, path, Fact((), f"{path}: Get-HnsNetwork"))
+    if facts.node_name and not nodes:
+        part.names.append((3, facts.node_name))
     if facts.network_hint:
         part.facts["network_hint"] = _Candidate(_PRIO_FILE, path, facts.network_hint)
     if facts.probes:
