@@ -25,6 +25,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config import AgentConfig
+from agent.presets import Layout, resolve_layout
 from agent.runner import CommandResult, ProbeRunner
 from agent.state import AgentState
 from agent.tail import TailChunk, read_tail
@@ -51,6 +52,20 @@ class Collector:
         self.state = state
         self._slow: dict[str, tuple[float, dict[str, Any]]] = {}  # probe id -> (monotonic time, report entry)
         self.clock = time.monotonic
+        self._layout: Layout | None = None
+
+    @property
+    def layout(self) -> Layout:
+        """The node's preset and paths, found on first use (a scenario's markers are read then)."""
+        if self._layout is None:
+            known = {f.name: f.default_path for f in KNOWN_FILES}
+            self._layout = resolve_layout(self.config.preset, self.config.files, self.runner.path_exists, known)
+            log.info("node layout: preset %s", self._layout.preset)
+        return self._layout
+
+    def log_paths(self) -> dict[str, str]:
+        """log kind -> path on the node, for this cycle."""
+        return self.layout.log_paths(self.runner.list_dir, self.config.logs)
 
     def probes(self) -> tuple[ProbeSpec, ...]:
         return tuple(p for p in PROBES if p.id not in self.config.disabled_probes)
@@ -146,9 +161,7 @@ class Collector:
 
     def _files(self) -> dict[str, Any]:
         files: dict[str, Any] = {}
-        names = [f.name for f in KNOWN_FILES] + [n for n in self.config.files if n not in {f.name for f in KNOWN_FILES}]
-        for name in names:
-            path = self.config.files.get(name, "")
+        for name, path in self.layout.files.items():
             if not path:
                 continue
             try:
@@ -159,13 +172,15 @@ class Collector:
             if data is None:
                 files[name] = {"path": shown, "exists": False, "content": None, "error": None}
             else:
-                text = decode_output(data[:MAX_FILE_BYTES])
+                text = decode_output(data[:MAX_FILE_BYTES]).replace("\x00", "")
                 files[name] = {"path": shown, "exists": True, "content": text, "error": None}
+                if len(data) > MAX_FILE_BYTES:
+                    files[name]["truncated"] = True
         return files
 
     def _logs(self) -> dict[str, TailChunk]:
         chunks: dict[str, TailChunk] = {}
-        for kind, source in self.runner.log_sources(self.config.logs).items():
+        for kind, source in self.runner.log_sources(self.log_paths()).items():
             try:
                 chunk = read_tail(
                     source.path,

@@ -17,14 +17,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from diagnostics.probes import KNOWN_FILES
+from agent.presets import PRESET_NAMES, PRESETS
 
-DEFAULT_LOGS: dict[str, str] = {
-    "kubelet": r"C:\k\kubelet.log",
-    "kube-proxy": r"C:\k\kube-proxy.log",
-    "flanneld": r"C:\k\flanneld.log",
-    "containerd": r"C:\k\containerd.log",
-}
+DEFAULT_LOGS: dict[str, str] = dict(PRESETS["generic"].logs)
 
 
 # Keys whose values are paths: ``%NAME%`` and ``${NAME}`` in them are replaced from the environment,
@@ -81,8 +76,10 @@ class AgentConfig:
     max_output_bytes: int = 16 * 1024 * 1024  # per probe output; over it the probe is marked truncated
     powershell: str = "powershell.exe"
     hns_module: str = ""  # e.g. C:\k\hns.psm1 (or hns.v2.psm1), imported before the HNS probes
-    files: dict[str, str] = field(default_factory=lambda: {f.name: f.default_path for f in KNOWN_FILES})
-    logs: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LOGS))
+    preset: str = ""  # aks, eks, kubeadm, rke2, generic; empty: detected from the node (agent.presets)
+    # Explicit paths, over the preset's: known file name -> path, log kind -> path.
+    files: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, str] = field(default_factory=dict)
     disabled_probes: list[str] = field(default_factory=list)
     scenario: str = ""  # replay this scenario file instead of running PowerShell
     websocket: bool = True  # open the on-demand request channel
@@ -109,6 +106,8 @@ class AgentConfig:
             raise ConfigError("interval must be at least 1 second")
         if self.queue_max_bytes < 64 * 1024:
             raise ConfigError("queue_max_bytes must be at least 65536")
+        if self.preset and self.preset not in PRESET_NAMES:
+            raise ConfigError(f"preset must be one of {', '.join(PRESET_NAMES)} (or unset to detect it), got {self.preset!r}")
 
 
 def load_config(path: str | os.PathLike[str]) -> AgentConfig:

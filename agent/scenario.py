@@ -146,13 +146,20 @@ class ScenarioRunner(ProbeRunner):
             return {p.id: CommandResult("", f"recorded document {source} unreadable: {exc.strerror}") for p in probes}
         return read_document(data, [p.id for p in probes], budget=budget)
 
+    def _paths(self) -> list[str]:
+        """Every path the recorded node has: ``paths``, present files, replayed logs."""
+        paths = [str(p) for p in self.doc.get("paths") or []]
+        paths += [str(f["path"]) for f in self.active["files"].values() if f.get("path") and not f.get("absent")]
+        paths += [str(lg["path"]) for lg in self.active["logs"].values() if lg.get("path")]
+        return paths
+
     def path_exists(self, path: str) -> bool:
         wanted = path.lower().rstrip("\\")
-        return any(str(p).lower().rstrip("\\") == wanted for p in self.doc.get("paths") or [])
+        return any(p.lower().rstrip("\\") == wanted or p.lower().startswith(wanted + "\\") for p in self._paths())
 
     def list_dir(self, path: str) -> list[str]:
         prefix = path.lower().rstrip("\\") + "\\"
-        paths = [str(p) for p in self.doc.get("paths") or []]
+        paths = self._paths()
         names = {p[len(prefix) :].split("\\")[0] for p in paths if p.lower().startswith(prefix)}
         return sorted(n for n in names if n)
 

@@ -130,6 +130,15 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("node.components-not-running", "exited unexpectedly", _re(_COMPONENT)),
     Pattern("node.components-not-running", "terminated unexpectedly", _re(_COMPONENT + r"\W.{0,40}service")),
     Pattern("node.components-not-running", "panic: ", _re(r"^\W{0,3}panic: ")),
+    Pattern("node.components-not-running", "service terminated with", _re(_COMPONENT + r"\W.{0,20}service terminated")),
+    Pattern(
+        "node.components-not-running",
+        "is not running",
+        _re(_COMPONENT + r"(?:\.exe)?\W{1,3}(?:service )?is not running"),
+    ),
+    Pattern(
+        "node.components-not-running", "exit status", _re(_COMPONENT + r"(?:\.exe)?\b.{0,40}\bexit status (?!0\b)")
+    ),
     Pattern(
         "node.components-not-running",
         "restarting failed container=",
@@ -190,7 +199,8 @@ PATTERNS: tuple[Pattern, ...] = (
 # Lines no needle can find: a klog fatal line (``F1204 10:02:13.551902    4242 server.go:207] ...``)
 # may sit after any prefix (an event-log table's columns, a timestamp), so a regular expression
 # runs over the whole block for it; its ``F`` and digits are rare enough to keep this cheap.
-FATAL_RE = re.compile(r"(?<![\w.])F\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.-]+:\d+\]")
+FATAL_RE = re.compile(r"F\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.-]+:\d+\]")  # no lookbehind: it would
+# cost the literal-prefix search its speed; the character before the F is checked by hand instead
 FATAL_CHECK = "node.components-not-running"
 
 
@@ -285,6 +295,9 @@ class _Scanner:
                     break
                 pos = low.find(needle, end)
         for match in FATAL_RE.finditer(block):
+            before = block[match.start() - 1 : match.start()]
+            if before and (before.isalnum() or before in "._"):
+                continue
             candidates.setdefault(block.rfind("\n", 0, match.start()) + 1, []).append(_FATAL)
         line_no = self.lines_before + 1
         counted_to = 0

@@ -6,7 +6,14 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from diagnostics.checks.common import component_flags, hit_evidence, node_hostname, parsed_file, restart_command
+from diagnostics.checks.common import (
+    component_flags,
+    hit_evidence,
+    node_hostname,
+    parsed_file,
+    ps_quote,
+    restart_command,
+)
 from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.parsers.flannel import parse_containerd_sandbox_image
 from diagnostics.registry import check
@@ -110,7 +117,7 @@ def _use_pause_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
                 f'Set sandbox_image = "{RECOMMENDED_PAUSE}" (multi-arch: it matches every Windows host) under '
                 f'[plugins."io.containerd.grpc.v1.cri"] in {path}, pull it and restart containerd.',
                 (
-                    f"notepad {path}",
+                    f"notepad {ps_quote(path)}",
                     f"crictl pull {RECOMMENDED_PAUSE}",
                     restart_command(snap, "containerd"),
                 ),

@@ -296,7 +296,8 @@ def _node_events(text: str, windows_context: bool) -> dict[str, dict[str, str]]:
 _SERVER_GIT = re.compile(r"Server Version:\s*version\.Info\{[^}]*GitVersion:\"(v[\d.]+[^\"]*)\"")
 _SERVER_PLAIN = re.compile(r"^\W{0,3}Server Version:\s*(v\d+\.\d+\.\d+\S*)\s*$", re.MULTILINE)
 _KUBE_VERSION = re.compile(
-    r"(?:kubernetes version[^:\n]*:|kubelet version:|\]\s*version:|\b(?:aks|eks|gke|rke2?|k3s)\s+)"
+    r"(?:kubernetes version[^:\n]*:\s*(?:kubernetes\s+|k8s\s+)?|kubelet version:|\]\s*version:|"
+    r"\b(?:aks|eks|gke|rke2?|k3s)\s+)"
     r"\s*`?(v?1\.\d+\.\d+[\w.+-]*)",
     re.IGNORECASE,
 )
@@ -306,8 +307,8 @@ _KERNEL = re.compile(
     re.IGNORECASE,
 )
 _KERNEL_ALONE = re.compile(r"^\s*(10\.0\.\d{5})\s*$", re.MULTILINE)
-_OS_NAME = re.compile(r"windows server (2019|2022|2025)", re.IGNORECASE)
-_OS_BUILDS = {"2019": "10.0.17763", "2022": "10.0.20348", "2025": "10.0.26100"}
+_OS_NAME = re.compile(r"windows server (2016|2019|2022|2025)", re.IGNORECASE)
+_OS_BUILDS = {"2016": "10.0.14393", "2019": "10.0.17763", "2022": "10.0.20348", "2025": "10.0.26100"}
 _DOCKER = re.compile(
     r"\bdocker(?:\s+(?:ee|ce|engine|enterprise))?(?:[- ]basic)?(?:\s+version)?[:\s]+"
     r"v?(\d{2}\.\d{1,2}(?:\.\d+)?(?:-[\w.]+)?)\b",
