@@ -59,7 +59,7 @@ def test_the_version_is_asked_again_periodically(run_sync: Any) -> None:
 
 def test_a_403_right_after_the_server_was_away_is_shown_as_starting_until_it_persists(run_sync: Any) -> None:
     source = lab_source()
-    with run_sync(source, diagnose=False, timing=replace(FAST, starting_grace=1.0)) as running:
+    with run_sync(source, diagnose=False, timing=replace(FAST, starting_grace=5.0)) as running:
         running.settled()
         source.fail(Unavailable("cannot reach the API server at https://127.0.0.1:6443: connection refused"))
         wait_for(lambda: state().state == SourceState.ERROR, what="the error")
