@@ -192,6 +192,7 @@ class Watcher:
     def __init__(self) -> None:
         self.first_seen: dict[int, float] = {}
         self.frames = 0
+        self.reconnects = 0
 
     def saw(self, frame: str, node_pk: int, page: str) -> None:
         now = time.monotonic()
@@ -370,11 +371,20 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
         path = f"/ws/clusters/bench/nodes/{WATCHED}/" if args.page == "node" else f"/ws/fleet/?q={WATCHED}"
 
         async def client() -> None:
-            async with websockets.connect(
-                url.replace("http", "ws") + path, max_size=None, additional_headers={"Cookie": cookie, "Origin": url}
-            ) as ws:
-                async for frame in ws:
-                    watcher.saw(str(frame), watched_pk, args.page)
+            # A browser's page reconnects when its socket closes (htmx's ws extension), and gets the
+            # full state on connect: so does each client here.
+            while True:
+                try:
+                    async with websockets.connect(
+                        url.replace("http", "ws") + path,
+                        max_size=None,
+                        additional_headers={"Cookie": cookie, "Origin": url},
+                    ) as ws:
+                        async for frame in ws:
+                            watcher.saw(str(frame), watched_pk, args.page)
+                except (OSError, websockets.ConnectionClosed):
+                    watcher.reconnects += 1
+                    await asyncio.sleep(0.5)
 
         if args.fleet_nodes:
             fleet_page(url, cookie, args.fleet_nodes + args.nodes)
@@ -448,17 +458,22 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
 
                 # The reports are built before the clock starts: the load generator
                 # shares the machine's two cores with the server it measures.
-                schedule = []
-                for i in range(int(rate * args.step_seconds)):
-                    name = WATCHED if i % args.watch_every == 0 else names[i % len(names)]
-                    sequences[name] += 1
-                    new_lines, new_fact = (
-                        (True, args.traffic == "changed") if name == WATCHED else traffic(args.traffic, i)
-                    )
-                    if new_fact:
-                        facts[name] += 1
-                    body = make_report("bench", name, sequences[name], new_lines=new_lines, fact=facts[name])
-                    schedule.append((name, body))
+                def build(rate: int = rate) -> list[tuple[str, bytes]]:
+                    schedule = []
+                    for i in range(int(rate * args.step_seconds)):
+                        name = WATCHED if i % args.watch_every == 0 else names[i % len(names)]
+                        sequences[name] += 1
+                        new_lines, new_fact = (
+                            (True, args.traffic == "changed") if name == WATCHED else traffic(args.traffic, i)
+                        )
+                        if new_fact:
+                            facts[name] += 1
+                        body = make_report("bench", name, sequences[name], new_lines=new_lines, fact=facts[name])
+                        schedule.append((name, body))
+                    return schedule
+
+                # In a thread: the clients' sockets keep answering pings meanwhile.
+                schedule = await asyncio.to_thread(build)
                 pending = []
                 cpu_web, cpu_worker = setup.web.seconds(), setup.worker.seconds()
                 start = time.monotonic()
@@ -497,6 +512,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
                     break
         for task in clients:
             task.cancel()
+        if watcher.reconnects:
+            print(f"(the clients' sockets were closed and opened again {watcher.reconnects} times)")
         passing = [s for s in results if s.ok]
         if passing:
             best = max(passing, key=lambda s: s.rate)
