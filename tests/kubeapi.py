@@ -39,6 +39,19 @@ if not SCRIPT.exists():  # a worktree beside ../shared, or the main checkout
 FIXTURES = ROOT / "tests" / "fixtures" / "cluster"
 DASHBOARD_SA = ("windows-node-doctor", "node-doctor-dashboard")
 
+# Waits for the test process to end, then stops its API server (a no-op when it was stopped already).
+WATCHDOG = """
+import os, subprocess, sys, time
+owner, script, directory = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+while True:
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(1)
+subprocess.run([sys.executable, script, "stop", directory], check=False)
+"""
+
 # Where each kind lives in the API.
 PATHS = {
     "Node": ("/api/v1", "nodes", False),
@@ -110,10 +123,23 @@ class KubeApi:
         self._local = threading.local()
 
     @classmethod
-    def start(cls, directory: Path) -> KubeApi:
+    def start(cls, directory: Path, *, watchdog: bool = True) -> KubeApi:
+        """Start a server in ``directory``; with ``watchdog``, it is stopped when this process ends in any way.
+
+        A test run killed from outside (a timeout, Ctrl-C twice) runs no teardown: without the
+        watchdog its etcd and API server would live on.
+        """
         done = subprocess.run(
             [sys.executable, str(SCRIPT), "start", str(directory)], check=True, capture_output=True, text=True
         )
+        if watchdog:
+            subprocess.Popen(
+                [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(SCRIPT), str(directory)],
+                start_new_session=True,  # outlives a kill of this process's group
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         return cls(directory, json.loads(done.stdout.strip().splitlines()[-1]))
 
     def stop(self) -> None:
