@@ -9,7 +9,7 @@ from agent.presets import PRESETS, detect, find_pod_logs, resolve_layout
 TREE = {
     r"C:\var\log\pods": [
         "kube-system_kube-proxy-windows-7xk2p_4b1c7f0e-2d55-4f35-9d4a-0a8e3c1f6b21",
-        "kube-flannel_kube-flannel-ds-windows-amd64-q8m4t_91d3a6c2-7e0b-4c8f-b1a5-3f2e9d8c7b64",
+        "kube-flannel_kube-flannel-ds-windows-amd64-q8m4t_91d3a6c2-7e0b-4c8f",
         "default_web-6c9f8d7b5-abcde_0f0e0d0c-0b0a-0908-0706-050403020100",
     ],
     r"C:\var\log\pods\kube-system_kube-proxy-windows-7xk2p_4b1c7f0e-2d55-4f35-9d4a-0a8e3c1f6b21\kube-proxy": [
@@ -17,7 +17,7 @@ TREE = {
         "1.log",
         "0.log.20261203-101500",
     ],
-    r"C:\var\log\pods\kube-flannel_kube-flannel-ds-windows-amd64-q8m4t_91d3a6c2-7e0b-4c8f-b1a5-3f2e9d8c7b64\kube-flannel": [
+    r"C:\var\log\pods\kube-flannel_kube-flannel-ds-windows-amd64-q8m4t_91d3a6c2-7e0b-4c8f\kube-flannel": [
         "0.log"
     ],
 }
@@ -36,7 +36,7 @@ def test_hostprocess_pod_logs_are_found_by_namespace_pod_and_container() -> None
     assert found == {
         "kube-proxy": r"C:\var\log\pods\kube-system_kube-proxy-windows-7xk2p_4b1c7f0e-2d55-4f35-9d4a-0a8e3c1f6b21"
         r"\kube-proxy\1.log",
-        "flanneld": r"C:\var\log\pods\kube-flannel_kube-flannel-ds-windows-amd64-q8m4t_91d3a6c2-7e0b-4c8f-b1a5-3f2e9d8c7b64"
+        "flanneld": r"C:\var\log\pods\kube-flannel_kube-flannel-ds-windows-amd64-q8m4t_91d3a6c2-7e0b-4c8f"
         r"\kube-flannel\0.log",
     }
 

@@ -10,7 +10,6 @@ uses nothing that Constrained Language Mode or EDR rules single out.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import tree_sitter
 import tree_sitter_powershell

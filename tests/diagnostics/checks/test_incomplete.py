@@ -49,7 +49,9 @@ class TestHnsUnresponsive:
     def test_a_report_whose_hns_probes_timed_out_makes_the_finding(self) -> None:
         timed_out = {"output": "", "error": "timed out: no answer", "timed_out": True}
         report = parse_report(
-            _report(**{"hns.networks": timed_out, "hns.endpoints": timed_out, "os.version": {"output": "", "error": None}})
+            _report(
+                **{"hns.networks": timed_out, "hns.endpoints": timed_out, "os.version": {"output": "", "error": None}}
+            )
         )
         snap = snapshot_from_report(report)
         assert snap.unanswered == {"hns.networks", "hns.endpoints"}

@@ -59,7 +59,12 @@ def test_addresses_of_every_compartment_with_families_as_names_or_numbers() -> N
 
 def test_routes_keep_next_hop_metric_and_compartment() -> None:
     default, remote, local = parse_routes(read("routes.json"))
-    assert (default.destination, default.next_hop, default.metric, default.compartment) == ("0.0.0.0/0", "10.0.0.1", 0, 1)
+    assert (default.destination, default.next_hop, default.metric, default.compartment) == (
+        "0.0.0.0/0",
+        "10.0.0.1",
+        0,
+        1,
+    )
     assert (remote.destination, remote.next_hop) == ("10.244.1.0/24", "10.0.0.14")
     assert local.interface == "vEthernet (cbr0_ep)"
 
