@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from diagnostics.checks.common import hit_evidence
+from diagnostics.checks.common import compute_system_errors, hit_evidence
 from diagnostics.model import Evidence, Fail, Severity, Unknown
 from diagnostics.registry import check
 from diagnostics.snapshot import NodeSnapshot
@@ -71,11 +71,12 @@ def os_version_mismatch(snap: NodeSnapshot) -> Outcome:
                         subject=subject,
                     )
     hits = snap.hits("image.os-version-mismatch")
-    if hits:
+    hcs = compute_system_errors(snap)
+    if hits or hcs:
         yield Fail(
             summary="The runtime refused to start a container: 'The container operating system does not match the "
             "host operating system'" + (f" (the host is {build_name(host.value)})." if host else "."),
-            evidence=hit_evidence(hits),
+            evidence=(*hit_evidence(hits), *hcs),
             fix=(f"Find the pod named in the log and use {wanted}, or Hyper-V isolation.",),
             subject="logs",
         )

@@ -6,7 +6,14 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from diagnostics.checks.common import component_flags, hit_evidence, node_hostname, parsed_file, restart_command
+from diagnostics.checks.common import (
+    component_flags,
+    compute_system_errors,
+    hit_evidence,
+    node_hostname,
+    parsed_file,
+    restart_command,
+)
 from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.parsers.flannel import parse_containerd_sandbox_image
 from diagnostics.registry import check
@@ -159,6 +166,10 @@ def image_incompatible(snap: NodeSnapshot) -> Outcome:
     if events:
         reasons.append(f"{len(events)} FailedCreatePodSandBox event(s)")
         evidence.extend(_event_evidence(snap, events))
+    if reasons and (hcs := compute_system_errors(snap)):
+        # CreateComputeSystem refused an image for the host's build while sandboxes fail: the same story.
+        reasons.append("the Hyper-V compute service refused an image built for another Windows version")
+        evidence.extend(hcs)
     if not reasons:
         if image is None and "kubelet" not in snap.logs_seen and snap.events is None:
             yield Unknown(needs=("kubelet's --pod-infra-container-image or containerd's sandbox_image", "kubelet log"))
