@@ -19,6 +19,7 @@ build that asked for them takes them (``take_bundle_logs``).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from typing import Any
@@ -29,9 +30,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from agent.protocol import REQUESTS, RequestError, validate_args
 from agent.requests import BUNDLE_LOG_BYTES
 from dashboard import live
-from dashboard.models import AgentToken, Node
+from dashboard.cluster import enroll
+from dashboard.models import Node
+
+log = logging.getLogger(__name__)
 
 CLOSE_BAD_TOKEN = 4401
+CLOSE_REVOKED = 4403  # the token was revoked, or the node left the cluster, while the agent was connected
 HISTORY = 10
 TTL = 3600
 # Fresh logs of a collect-bundle-logs answer wait this long for the bundle build that asked for them.
@@ -52,6 +57,33 @@ LABELS = {
 
 def agent_group(node: Node) -> str:
     return f"agent.{node.cluster.name}.{node.name}"
+
+
+def token_group(token_id: int) -> str:
+    """The connections made with one per-node token (closed when it is revoked)."""
+    return f"agent-token.{token_id}"
+
+
+def reviewed_group(node: Node) -> str:
+    """The connections of a node made with reviewed ServiceAccount tokens (closed when the node leaves)."""
+    return f"agent-reviewed.{node.cluster.name}.{node.name}"
+
+
+def cut_off(groups: list[str], reason: str) -> None:
+    """Close the open agent WebSockets of these groups at once; ``reason`` is logged and sent as the close reason."""
+    try:
+        live.publish_many([(group, {"type": "agent.revoked", "reason": reason}) for group in groups])
+    except Exception:  # Redis down: the agents are refused at their next report or reconnection anyway
+        log.warning("could not tell connected agents that they are cut off (%s)", reason, exc_info=True)
+
+
+def tokens_revoked(node: Node, token_ids: list[int]) -> None:
+    """Tokens of ``node`` were revoked: close their connections, and have the node and fleet pages say so now."""
+    cut_off([token_group(pk) for pk in token_ids], "token revoked")
+    try:
+        live.node_changed(node.pk, node.group, findings_changed=False)
+    except Exception:  # Redis down: the pages show it at their next refresh
+        log.warning("could not tell the pages that %s's tokens were revoked", node, exc_info=True)
 
 
 def _online_key(node_id: int) -> str:
@@ -211,6 +243,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
     """One connected agent; authenticated by its node token like the report API."""
 
     node: Node | None = None
+    groups_joined: list[str]
 
     async def connect(self) -> None:
         headers = dict(self.scope.get("headers", []))
@@ -219,20 +252,40 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if found is None:
             await self.close(code=CLOSE_BAD_TOKEN)
             return
-        self.node = found
-        await self.channel_layer.group_add(agent_group(found), self.channel_name)
+        self.node, token_id = found
+        self.groups_joined = [
+            agent_group(self.node),
+            token_group(token_id) if token_id is not None else reviewed_group(self.node),
+        ]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        found = self.node
         await self.accept()
         await database_sync_to_async(live.redis_client().set)(_online_key(found.pk), self.channel_name)
 
     @staticmethod
-    def _authenticate(raw: str) -> Node | None:
-        token = AgentToken.authenticate(raw) if raw else None
-        return token.node if token is not None else None
+    def _authenticate(raw: str) -> tuple[Node, int | None] | None:
+        """The node, and the per-node token's id (None for a reviewed ServiceAccount token)."""
+        if not raw:
+            return None
+        try:
+            node, token = enroll.authenticate(raw)
+        except enroll.Refused:
+            return None
+        return node, token.pk if token is not None else None
 
     async def disconnect(self, code: int) -> None:
         if self.node is not None:
-            await self.channel_layer.group_discard(agent_group(self.node), self.channel_name)
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
             await database_sync_to_async(self._forget)()
+
+    async def agent_revoked(self, event: dict[str, Any]) -> None:
+        """The token was revoked or the node left the cluster: the agent is cut off now, not at its next report."""
+        if self.node is not None:
+            log.info("closing the agent connection of %s: %s", self.node, event.get("reason", ""))
+            await database_sync_to_async(self._forget)()
+        await self.close(code=CLOSE_REVOKED)
 
     def _forget(self) -> None:
         assert self.node is not None

@@ -108,7 +108,10 @@ def _physical_adapter(snap: NodeSnapshot) -> str | None:
 )
 def network_missing(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("hns.network-missing")
-    if snap.hns_networks is None and snap.adapters is None and not hits:
+    no_vethernet = snap.ip_config is not None and not any(
+        i.name.lower().startswith("vethernet") for i in snap.ip_config.value
+    )
+    if snap.hns_networks is None and snap.adapters is None and not no_vethernet and not hits:
         yield Unknown(needs=("Get-HnsNetwork", "Get-NetAdapter"))
         return
     wanted = expected_network(snap)
@@ -134,8 +137,10 @@ def network_missing(snap: NodeSnapshot) -> Outcome:
             expects = wanted is not None or snap.network_hint is not None or uses_flannel(snap)
             if not expects and not hits:
                 yield Unknown(
-                    needs=("which network the node is meant to use (l2bridge or overlay: the CNI config, "
-                           "kube-proxy's --network-name or Get-HnsNetwork)",)
+                    needs=(
+                        "which network the node is meant to use (l2bridge or overlay: the CNI config, "
+                        "kube-proxy's --network-name or Get-HnsNetwork)",
+                    )
                 )
                 return
             problems.append("ipconfig shows no vEthernet adapter for the container network")
@@ -408,11 +413,15 @@ def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
         return
     told = []
     if missing:
-        told.append(f"{_count(len(missing), 'Service')} with ready endpoints {'has' if len(missing) == 1 else 'have'} "
-                    "no HNS load balancer on this node")
+        told.append(
+            f"{_count(len(missing), 'Service')} with ready endpoints {'has' if len(missing) == 1 else 'have'} "
+            "no HNS load balancer on this node"
+        )
     if stale:
-        told.append(f"{_count(len(stale), 'load balancer')} {'points' if len(stale) == 1 else 'point'} only at "
-                    "endpoints that no longer exist")
+        told.append(
+            f"{_count(len(stale), 'load balancer')} {'points' if len(stale) == 1 else 'point'} only at "
+            "endpoints that no longer exist"
+        )
     if not told:
         told.append("kube-proxy could not create HNS load balancer policies")
     yield Fail(
@@ -426,7 +435,7 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _LB_FIX(snap: NodeSnapshot) -> tuple[FixStep, ...]:  # noqa: N802 - reads as the constant it nearly is
+def _LB_FIX(snap: NodeSnapshot) -> tuple[FixStep, ...]:
     return (
         FixStep(
             "Restart kube-proxy so that it programs every Service again, and watch its log for 'Policy creation "

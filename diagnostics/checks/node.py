@@ -137,8 +137,10 @@ def _died_in_log(snap: NodeSnapshot, hits: list[LogHit]) -> Fail:
         "or no Service routing.",
         evidence=hit_evidence(hits),
         fix=(
-            FixStep("Read why it exited: the line above is its last word; the lines before it give the cause.",
-                    tuple(f"Get-Content {LOG_PATHS[c]} -Tail 100" for c in named)),
+            FixStep(
+                "Read why it exited: the line above is its last word; the lines before it give the cause.",
+                tuple(f"Get-Content {LOG_PATHS[c]} -Tail 100" for c in named),
+            ),
             *(_start_step(snap, c) for c in named),
         ),
     )
@@ -149,15 +151,19 @@ def _start_step(snap: NodeSnapshot, component: str) -> FixStep:
     log = LOG_PATHS.get(component, "")
     tail = (f"Get-Content {log} -Tail 50",) if log else ()
     if svc is not None:
-        return FixStep(f"Start {component} again once the cause is fixed, and follow its log.",
-                       (f"Start-Service {svc.name}", *tail))
+        return FixStep(
+            f"Start {component} again once the cause is fixed, and follow its log.",
+            (f"Start-Service {svc.name}", *tail),
+        )
     pod = _component_pod(snap, component)
     if pod is not None:
         meta = pod.get("metadata") or {}
         return FixStep(
             f"{component} runs as a pod here: delete it so its DaemonSet starts a new one, then read its log.",
-            (f"kubectl delete pod -n {meta.get('namespace', 'kube-system')} {meta.get('name', '')}",
-             f"kubectl logs -n {meta.get('namespace', 'kube-system')} -l {_component_label(component)} --tail 50"),
+            (
+                f"kubectl delete pod -n {meta.get('namespace', 'kube-system')} {meta.get('name', '')}",
+                f"kubectl logs -n {meta.get('namespace', 'kube-system')} -l {_component_label(component)} --tail 50",
+            ),
         )
     return FixStep(
         f"Start {component} again once the cause is fixed (its service, or start.ps1 / the scheduled task that "
@@ -290,10 +296,14 @@ def not_ready(snap: NodeSnapshot) -> Outcome:
         fix=(
             FixStep(
                 "Read why the API says so: the Ready condition's reason and message, and the node's latest events.",
-                (f"kubectl describe node {node_hostname(snap)}",) if snap.node != "unknown" else ("kubectl get nodes -o wide",),
+                (f"kubectl describe node {node_hostname(snap)}",)
+                if snap.node != "unknown"
+                else ("kubectl get nodes -o wide",),
             ),
-            FixStep("On the node, see whether kubelet, kube-proxy and the runtime run, and read kubelet's last words.",
-                    ("Get-Service kubelet, kube-proxy, containerd", f"Get-Content {LOG_PATHS['kubelet']} -Tail 100")),
+            FixStep(
+                "On the node, see whether kubelet, kube-proxy and the runtime run, and read kubelet's last words.",
+                ("Get-Service kubelet, kube-proxy, containerd", f"Get-Content {LOG_PATHS['kubelet']} -Tail 100"),
+            ),
         ),
     )
 

@@ -126,3 +126,27 @@ def test_the_node_page_sends_a_test_and_refuses_bad_arguments(client: Any, opera
     assert response.status_code == 204
     page = client.get("/clusters/prod-eu/nodes/win-d/").content.decode()
     assert "NodePort from the node" in page and "not connected" in page
+
+
+@pytest.mark.asyncio
+async def test_revoking_a_token_closes_its_agents_connection_at_once() -> None:
+    node, token = await database_sync_to_async(enroll)("prod-eu", "win-r")
+    socket = agent_socket(token)
+    assert (await socket.connect())[0]
+    assert await database_sync_to_async(agents.is_online)(node.pk)
+    from django.core.management import call_command
+
+    await database_sync_to_async(call_command)("revoke_token", "prod-eu", "win-r")
+    closed = await socket.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": agents.CLOSE_REVOKED}
+    assert not await database_sync_to_async(agents.is_online)(node.pk)  # the pages stop saying "connected"
+
+    def page_says() -> str:
+        from dashboard.nodepage import node_context
+
+        fresh = Node.objects.select_related("cluster").get(pk=node.pk)
+        return str(node_context(fresh, None)["agent"]["text"])
+
+    assert await database_sync_to_async(page_says)() == "reports refused: every token revoked"
+    connected, code = await agent_socket(token).connect()
+    assert not connected and code == agents.CLOSE_BAD_TOKEN
