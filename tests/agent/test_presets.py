@@ -17,9 +17,7 @@ TREE = {
         "1.log",
         "0.log.20261203-101500",
     ],
-    r"C:\var\log\pods\kube-flannel_kube-flannel-ds-windows-amd64-q8m4t_91d3a6c2-7e0b-4c8f\kube-flannel": [
-        "0.log"
-    ],
+    r"C:\var\log\pods\kube-flannel_kube-flannel-ds-windows-amd64-q8m4t_91d3a6c2-7e0b-4c8f\kube-flannel": ["0.log"],
 }
 
 

@@ -295,7 +295,13 @@ FLANNEL_POD = r"C:\var\log\pods\kube-flannel_kube-flannel-ds-windows-amd64-q8m4t
 
 
 def build() -> None:
-    base = {"format": "node-scenario/v1", "cluster": "lab", "variant": None, "variants": {}, "document": "probes.json"}
+    base: dict[str, Any] = {
+        "format": "node-scenario/v1",
+        "cluster": "lab",
+        "variant": None,
+        "variants": {},
+        "document": "probes.json",
+    }
 
     # 1. kubeadm with sig-windows-tools: kubelet under nssm, kube-proxy and flannel as HostProcess pods.
     outputs = healthy_outputs()
