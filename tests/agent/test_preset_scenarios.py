@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 import json
 from pathlib import Path
 
@@ -76,3 +77,26 @@ def test_the_healthy_preset_nodes_fail_no_check(tmp_path: Path, name: str) -> No
     report.pop("_preset")
     snap = snapshot_from_report(parse_report(json.loads(json.dumps(report))))
     assert [f.check for f in run(snap) if f.status is Status.FAIL] == []
+
+
+def test_a_hung_hns_is_reported_as_such_and_its_checks_stay_undecided(tmp_path: Path) -> None:
+    scenario = tmp_path / "kubeadm" / "scenario.json"
+    shutil.copytree(PRESETS / "kubeadm-hostprocess", scenario.parent)
+    shutil.copytree(PRESETS.parent / "healthy", tmp_path / "healthy")  # the logs and files it shares
+    doc = json.loads(scenario.read_text())
+    doc["variant"] = "hns-hung"
+    for section in ("files", "logs"):
+        for spec in doc[section].values():
+            if "source" in spec:
+                spec["source"] = spec["source"].replace("../../healthy/", "../healthy/")
+    scenario.write_text(json.dumps(doc))
+    cfg = AgentConfig(dashboard="http://127.0.0.1:1", state_dir=str(tmp_path / "state"))
+    collector = Collector(cfg, ScenarioRunner(scenario, tmp_path / "replay"), AgentState(tmp_path / "s.json"))
+    report = collector.collect().report
+    assert report["probes"]["hns.networks"]["timed_out"] is True
+    assert report["probes"]["services"]["error"] is None
+    snap = snapshot_from_report(parse_report(json.loads(json.dumps(report))))
+    findings = {(f.check, f.status) for f in run(snap)}
+    assert ("node.hns-unresponsive", Status.FAIL) in findings
+    assert ("hns.lb-policy-missing", Status.UNKNOWN) in findings
+    assert not [f for f in run(snap) if f.check.startswith("hns.") and f.status is Status.FAIL]

@@ -247,10 +247,20 @@ def large_outputs(endpoints: int, load_balancers: int) -> dict[str, str]:
     return outputs
 
 
+def hung_document(outputs: dict[str, str], hung: str) -> str:
+    """The file as the agent finds it after ending a script stuck in ``hung``: every line before it, no end."""
+    lines = document(outputs).split("\r\n")
+    cut = next(n for n, line in enumerate(lines) if line.startswith(f'{{"id":"{hung}"'))
+    return "\r\n".join(lines[:cut]) + "\r\n"
+
+
 def _write(name: str, scenario: dict[str, Any], outputs: dict[str, str], files: dict[str, str]) -> None:
     folder = HERE / name
     (folder / "files").mkdir(parents=True, exist_ok=True)
     (folder / "probes.json").write_bytes(b"\xef\xbb\xbf" + document(outputs).encode("utf-8"))
+    if "hns-hung" in scenario.get("variants", {}):
+        hung = hung_document(outputs, "hns.networks").encode("utf-8")
+        (folder / "probes-hns-hung.json").write_bytes(b"\xef\xbb\xbf" + hung)
     for file_name, text in files.items():
         (folder / "files" / file_name).write_text(text, encoding="utf-8")
     (folder / "scenario.json").write_text(json.dumps(scenario, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -329,6 +339,8 @@ def build() -> None:
             "description": "kubeadm node prepared with sig-windows-tools: kubelet under nssm logging to "
             "C:\\var\\log\\kubelet, kube-proxy and Flannel as HostProcess DaemonSets (logs under C:\\var\\log\\pods).",
             "paths": [r"C:\var\lib\kubelet\kubeadm-flags.env"],
+            # Switch "variant" to "hns-hung": the Host Network Service stops answering (Get-HnsNetwork hangs).
+            "variants": {"hns-hung": {"document": "probes-hns-hung.json"}},
             "files": files,
             "logs": logs,
         },
