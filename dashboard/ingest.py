@@ -27,12 +27,11 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
-from dashboard import tasks
+from dashboard import retention, tasks
 from dashboard.cluster import enroll
 from dashboard.models import AgentToken, Node, Report
 from diagnostics.report import NodeReport, ReportError, parse_report
@@ -154,10 +153,15 @@ def queue_diagnosis(report_id: int) -> None:
 
 
 @csrf_exempt
-@require_POST
 def post_report(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        response = error(405, "send reports with POST")
+        response["Allow"] = "POST"
+        return response
     try:
         return receive(request)
+    except UnreadablePostError as exc:  # the agent went away, or its connection broke, mid-body
+        return error(400, f"the report could not be read: {exc}")
     except (OperationalError, InterfaceError) as exc:
         # The database is down, locked or restarting: nothing was committed, the agent retries.
         log.warning("report not stored: %s", exc)
@@ -188,7 +192,9 @@ def receive(request: HttpRequest) -> JsonResponse:
         return error(400, "report is nested too deeply to be a node report")
     if (report.cluster, report.node) != (node.cluster.name, node.name):
         return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
-    if cleaned:
+    # Only the machine environment variables the checks need are kept (dashboard.retention).
+    stripped = retention.strip_report(document)
+    if cleaned or stripped:
         # What is stored is what every database accepts: NULs and lone surrogates replaced.
         data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     now = timezone.now()
@@ -213,7 +219,7 @@ def receive(request: HttpRequest) -> JsonResponse:
             agent_version=report.agent_version[:32],
             size_bytes=len(data),
             # A gzip body is kept as it came (it was just inflated once, within limits), unless cleaned.
-            payload=sent if sent is not data and not cleaned else Report.pack(data),
+            payload=sent if sent is not data and not (cleaned or stripped) else Report.pack(data),
             queued_at=now,  # cleared if the broker does not take it
         )
         Node.objects.filter(pk=node.pk).update(

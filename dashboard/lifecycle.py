@@ -38,7 +38,7 @@ DASHBOARD_CHECKS: dict[str, tuple[Severity, str]] = {
     "node.agent-stale": (Severity.WARNING, "The node's agent has stopped reporting"),
 }
 
-HISTORY_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
+HISTORY_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
 def known_check_ids() -> list[str]:

@@ -11,12 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import lifecycle, live, notify, schedules, tasks
+from dashboard import charts, lifecycle, live, notify, schedules, tasks
 from dashboard.forms import AcknowledgeForm, ChannelForm, ScheduleForm, SilenceForm
 from dashboard.http import AuthedRequest
 from dashboard.models import Cluster, Finding
 from dashboard.monitoring import Delivery, NotificationChannel, Schedule, ScheduleRun
 from dashboard.roles import is_operator, operator_required
+from diagnostics.model import Severity
 
 # -- schedules ----------------------------------------------------------------
 
@@ -120,11 +121,17 @@ def history(request: AuthedRequest) -> HttpResponse:
     cluster = request.GET.get("cluster", "").strip()[:63]
     context = {
         **lifecycle.fleet_history(window, cluster=cluster),
+        "open_chart": charts.open_by_severity(window, cluster=cluster),
+        "flow_chart": charts.opened_resolved(window, cluster=cluster),
+        "resolve_times": charts.time_to_resolve(window, cluster=cluster),
+        "severities": Severity.ordered(),
         "window": window,
         "windows": list(lifecycle.HISTORY_WINDOWS),
         "cluster": cluster,
         "clusters": list(Cluster.objects.values_list("name", flat=True)),
     }
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "dashboard/history.html#history-charts", context)
     return render(request, "dashboard/history.html", context)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard import agents, lifecycle, nodetests
+from dashboard import agents, charts, lifecycle, nodetests
 from dashboard.cluster.pages import node_pods
 from dashboard.models import DiagnosisRun, Finding, Node, Report
 from dashboard.roles import is_operator
@@ -199,6 +199,7 @@ def node_context(node: Node, user: Any) -> dict[str, Any]:
         "facts": _facts_of_report(recent[0].pk) if recent else [],
         "run": run,
         "run_basis": run_basis(run),
+        "node_chart": charts.node_timeline(node),
         "tokens": tokens if operator else [],
         "active_tokens": sum(1 for t in tokens if t.active),
         "is_operator": operator,

@@ -6,9 +6,12 @@ source lists and watches, keeps the few indexes it needs to classify objects
 nodes into ``Node`` rows, and answers every change with what it affects, so that
 only those nodes are diagnosed again.
 
-What is stored: every Node, Service and EndpointSlice; the pods that are on a
-Windows node or ask for Windows; the events about those nodes and pods. Other
-pods and events are read from the watch and dropped.
+What is stored: every Node (a non-Windows node only by name, labels and
+``nodeInfo``), Service and EndpointSlice; the pods that are on a Windows node or
+ask for Windows; the events about those nodes and pods. Other pods and events are
+read and dropped. ``resources.trimmed`` drops what no check reads. Lists arrive
+page by page (``begin_list``, ``add_page``, ``finish_list``): the store keeps the
+keys of a list in progress, never its objects.
 """
 
 from __future__ import annotations

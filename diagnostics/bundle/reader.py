@@ -64,7 +64,12 @@ log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024
 TEXT_FACTS_BYTES = 4 * MiB  # how much of a describe/transcript file is read for kubectl tables and versions
-MAX_PARSED_BYTES = 256 * MiB  # structured files are parsed whole; logs are streamed
+# Structured files are parsed whole (logs are streamed), so each kind has a cap on what is parsed:
+# real ones are kilobytes (an HNS dump, ipconfig) to a few MiB (a busy node's pods), and parsing costs
+# about ten times the file's size in memory.
+MAX_PARSED_BYTES = 8 * MiB
+MAX_PASTED_BYTES = 256 * MiB  # a single file given alone (a log passed to diagnose) is read whole
+MAX_PARSED_BYTES_BY_KIND = {"kubernetes-objects": 32 * MiB, "node-report": 32 * MiB, "findings": 32 * MiB}
 UNKNOWN_NODE = "unknown"
 
 # Input kind -> the snapshot fields it fills and the parser of each ("module:function",
@@ -230,9 +235,10 @@ def _read_entry(entry: Entry, source: BundleSource, out: _Collected, tmp: Path) 
         if kind in LOG_KINDS:
             _read_log(entry, head, kind, out, tmp)
             return
-        data = head + entry.stream.read(MAX_PARSED_BYTES + 1 - len(head))
-        if len(data) > MAX_PARSED_BYTES:
-            out.skipped.append({"path": entry.path, "reason": f"{kind} file larger than 256 MiB; not parsed"})
+        cap = MAX_PARSED_BYTES_BY_KIND.get(kind, MAX_PARSED_BYTES)
+        data = head + entry.stream.read(cap + 1 - len(head))
+        if len(data) > cap:
+            out.skipped.append({"path": entry.path, "reason": f"{kind} file larger than {cap // MiB} MiB; not parsed"})
             return
         size = len(data)
         used_kind = _read_structured(entry.path, kind, data, out)
@@ -251,8 +257,8 @@ def _read_pasted(entry: Entry, head: bytes, kind: str | None, out: _Collected) -
     its patterns, and ``diagnostics.parsers.text`` reads the kubectl output and versions in it.
     Text of no known kind is still read (input kind ``text``), never skipped.
     """
-    data = head + entry.stream.read(MAX_PARSED_BYTES + 1 - len(head))
-    if len(data) > MAX_PARSED_BYTES:
+    data = head + entry.stream.read(MAX_PASTED_BYTES + 1 - len(head))
+    if len(data) > MAX_PASTED_BYTES:
         out.skipped.append({"path": entry.path, "reason": "text larger than 256 MiB; not read"})
         return
     text = decode_text(data)
@@ -529,7 +535,9 @@ def _load_documents(path: str, text: str) -> list[Any]:
     if len(_YAML_ALIAS.findall(text)) > MAX_YAML_ALIASES:
         raise ValueError(f"more than {MAX_YAML_ALIASES} YAML aliases; refusing to expand them")
     try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        # The C loader (libyaml) when PyYAML has it: the same documents, many times faster.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
     except yaml.YAMLError as exc:
         raise ValueError(f"invalid YAML: {_one_line(exc)}") from None
     except RecursionError:

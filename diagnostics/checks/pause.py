@@ -12,6 +12,7 @@ from diagnostics.checks.common import (
     hit_evidence,
     node_hostname,
     parsed_file,
+    ps_quote,
     restart_command,
 )
 from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
@@ -117,7 +118,7 @@ def _use_pause_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
                 f'Set sandbox_image = "{RECOMMENDED_PAUSE}" (multi-arch: it matches every Windows host) under '
                 f'[plugins."io.containerd.grpc.v1.cri"] in {path}, pull it and restart containerd.',
                 (
-                    f"notepad {path}",
+                    f"notepad {ps_quote(path)}",
                     f"crictl pull {RECOMMENDED_PAUSE}",
                     restart_command(snap, "containerd"),
                 ),

@@ -105,6 +105,12 @@ def test_a_body_of_two_gzip_members_is_refused(post_report: Any) -> None:
     assert Report.objects.count() == 0
 
 
+def test_a_method_other_than_post_is_a_json_405(client: Any) -> None:
+    response = client.put("/api/v1/reports", data=b"{}")
+    assert (response.status_code, response["Allow"]) == (405, "POST")
+    assert "POST" in json.loads(response.content)["error"]
+
+
 # -- owed diagnoses ----------------------------------------------------------------------------
 
 
