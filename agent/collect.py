@@ -35,6 +35,9 @@ from diagnostics.report import REPORT_FORMAT
 
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 256 * 1024
+# Past this size the agent's own reading (``parsed``, for people) is left out: the dashboard parses
+# ``output`` anyway, and a second copy of 5,000 endpoints would double the report.
+MAX_PARSED_OUTPUT_BYTES = 256 * 1024
 
 
 @dataclasses.dataclass
@@ -152,7 +155,7 @@ class Collector:
         }
         if truncated:
             entry["parse_error"] = f"the output was cut at {len(output.encode('utf-8'))} bytes; not parsed"
-        elif result.error is None:
+        elif result.error is None and len(output) <= MAX_PARSED_OUTPUT_BYTES:
             try:
                 entry["parsed"] = to_jsonable(probe.parse(output))
             except ValueError as exc:
