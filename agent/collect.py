@@ -7,7 +7,9 @@ that cannot read an output leaves ``parsed`` empty and says why in
 
 Tiers: probes of the ``hourly`` tier run on the first cycle, then once
 ``slow_interval`` has passed (or at once after they failed); in between the
-report repeats their last result, marked ``"cached": true``. Nothing is cut
+report repeats their last result, marked ``"cached": true``. What they read
+changes with a reboot (an OS update or a hotfix needs one), and a reboot
+restarts the agent, whose first cycle runs them all. Nothing is cut
 silently: an output over the cap carries ``"truncated": true``, a probe that
 did not answer within the cycle's budget ``"timed_out": true``.
 """
