@@ -183,14 +183,9 @@ def send_request(node: Node, name: str, args: dict[str, Any], user: str = "") ->
     if name not in REQUESTS:
         raise RequestError(f"unknown request {name!r}")
     clean = validate_args(name, args)
-<<<<<<< HEAD
     request_id = f"r-{secrets.token_hex(6)}"
     record: dict[str, Any] = {
         "id": request_id,
-=======
-    record: dict[str, Any] = {
-        "id": f"r-{secrets.token_hex(6)}",
->>>>>>> main
         "name": name,
         "label": LABELS[name],
         "args": clean,
