@@ -93,7 +93,7 @@ def tokens_revoked(node: Node, token_ids: list[int]) -> None:
     """Tokens of ``node`` were revoked: close their connections, and have the node and fleet pages say so now."""
     cut_off([token_group(pk) for pk in token_ids], "token revoked")
     try:
-        live.node_changed(node.pk, node.group, findings_changed=False)
+        live.nodes_changed([node])
     except Exception:  # Redis down: the pages show it at their next refresh
         log.warning("could not tell the pages that %s's tokens were revoked", node, exc_info=True)
 

@@ -94,6 +94,11 @@ def _runtime(snap: NodeSnapshot) -> str:
     runtime = str(snap.node_info().get("containerRuntimeVersion") or "")
     if runtime.startswith("docker://"):
         return "docker"
+    if any(
+        "error response from daemon" in h.excerpt.lower() or '"owner":"docker"' in h.excerpt.lower()
+        for h in snap.log_hits
+    ):
+        return "docker"  # dockerd's own words in the sandbox error
     if (
         snap.service("docker") is not None
         and snap.service("containerd") is None

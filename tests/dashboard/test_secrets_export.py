@@ -12,7 +12,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from dashboard import bundles
-from dashboard.diagnosis import diagnose_report
+from dashboard.diagnosis import check_node
 from dashboard.models import Bundle, Node, Report, enroll
 from tests.diagnostics.bundle.exports import scenario_report
 from tests.diagnostics.bundle.secrets_corpus import load, plant, survivors
@@ -43,7 +43,7 @@ def leaky_node() -> Node:
         payload=Report.pack(json.dumps(document).encode()),
     )
     assert survivors({"stored": json.dumps(report.document())}, ENTRIES)  # planted
-    assert diagnose_report(report.pk)
+    assert check_node(target.pk)
     return Node.objects.select_related("cluster").get(pk=target.pk)
 
 
