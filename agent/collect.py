@@ -7,7 +7,9 @@ that cannot read an output leaves ``parsed`` empty and says why in
 
 Tiers: probes of the ``hourly`` tier run on the first cycle, then once
 ``slow_interval`` has passed (or at once after they failed); in between the
-report repeats their last result, marked ``"cached": true``. Nothing is cut
+report repeats their last result, marked ``"cached": true``. What they read
+changes with a reboot (an OS update or a hotfix needs one), and a reboot
+restarts the agent, whose first cycle runs them all. Nothing is cut
 silently: an output over the cap carries ``"truncated": true``, a probe that
 did not answer within the cycle's budget ``"timed_out": true``.
 """
@@ -35,6 +37,9 @@ from diagnostics.report import REPORT_FORMAT
 
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 256 * 1024
+# Past this size the agent's own reading (``parsed``, for people) is left out: the dashboard parses
+# ``output`` anyway, and a second copy of 5,000 endpoints would double the report.
+MAX_PARSED_OUTPUT_BYTES = 256 * 1024
 
 
 @dataclasses.dataclass
@@ -152,7 +157,7 @@ class Collector:
         }
         if truncated:
             entry["parse_error"] = f"the output was cut at {len(output.encode('utf-8'))} bytes; not parsed"
-        elif result.error is None:
+        elif result.error is None and len(output) <= MAX_PARSED_OUTPUT_BYTES:
             try:
                 entry["parsed"] = to_jsonable(probe.parse(output))
             except ValueError as exc:

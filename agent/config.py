@@ -107,7 +107,9 @@ class AgentConfig:
         if self.queue_max_bytes < 64 * 1024:
             raise ConfigError("queue_max_bytes must be at least 65536")
         if self.preset and self.preset not in PRESET_NAMES:
-            raise ConfigError(f"preset must be one of {', '.join(PRESET_NAMES)} (or unset to detect it), got {self.preset!r}")
+            raise ConfigError(
+                f"preset must be one of {', '.join(PRESET_NAMES)} (or unset to detect it), got {self.preset!r}"
+            )
 
 
 def load_config(path: str | os.PathLike[str]) -> AgentConfig:

@@ -35,8 +35,9 @@ def _records(text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     except ValueError:
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("probes"), list):
-        header = {k: v for k, v in doc.items() if k != "probes"}
-        return header, [r for r in doc["probes"] if isinstance(r, dict) and "id" in r]
+        return {k: v for k, v in doc.items() if k != "probes"}, [
+            r for r in doc["probes"] if isinstance(r, dict) and "id" in r
+        ]
     header: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     for number, line in enumerate(text.split("\n")):

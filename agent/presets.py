@@ -126,7 +126,9 @@ def detect(path_exists: Callable[[str], bool]) -> str:
 _RESTART_LOG = re.compile(r"^(\d+)\.log$")
 
 
-def find_pod_logs(list_dir: Callable[[str], list[str]], specs: tuple[PodLog, ...], root: str = POD_LOG_ROOT) -> dict[str, str]:
+def find_pod_logs(
+    list_dir: Callable[[str], list[str]], specs: tuple[PodLog, ...], root: str = POD_LOG_ROOT
+) -> dict[str, str]:
     """kind -> the current log file of each HostProcess container found under ``root``.
 
     1. Pod directories are ``<namespace>_<pod>_<uid>``; a pod matches a spec by namespace and

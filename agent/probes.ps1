@@ -47,8 +47,13 @@ $ProcessNames = @('kubelet.exe', 'kube-proxy.exe', 'flanneld.exe', 'containerd.e
 $EnvAllowList = @('HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'KUBE_NETWORK', 'CONTAINER_RUNTIME_ENDPOINT',
     'KUBECONFIG', 'NODE_NAME', 'CNI_BIN_PATH', 'CNI_CONFIG_PATH', 'CALICO_NETWORKING_BACKEND')
 
-function ConvertTo-Compact($Value) { ConvertTo-Json -InputObject $Value -Depth 8 -Compress }
-function ConvertTo-CompactList($Items) { ConvertTo-Json -InputObject @($Items) -Depth 8 -Compress }
+# Both take their objects from the pipeline ($input): a plain parameter would stay empty there.
+# ConvertTo-Compact writes one object (or its argument); ConvertTo-CompactList always an array.
+function ConvertTo-Compact($Value) {
+    if ($null -eq $Value) { $Value = @($input)[0] }
+    ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+}
+function ConvertTo-CompactList { ConvertTo-Json -InputObject @($input) -Depth 8 -Compress }
 
 function Invoke-Native([string]$Program, [string[]]$Arguments) {
     # Windows PowerShell turns a native program's stderr into terminating errors under 'Stop'.

@@ -183,8 +183,9 @@ def send_request(node: Node, name: str, args: dict[str, Any], user: str = "") ->
     if name not in REQUESTS:
         raise RequestError(f"unknown request {name!r}")
     clean = validate_args(name, args)
+    request_id = f"r-{secrets.token_hex(6)}"
     record: dict[str, Any] = {
-        "id": f"r-{secrets.token_hex(6)}",
+        "id": request_id,
         "name": name,
         "label": LABELS[name],
         "args": clean,
@@ -202,14 +203,14 @@ def send_request(node: Node, name: str, args: dict[str, Any], user: str = "") ->
     else:
         client = live.redis_client()
         key = _in_flight_key(node.pk, name)
-        if not client.set(key, record["id"], nx=True, ex=IN_FLIGHT_SECONDS):
+        if not client.set(key, request_id, nx=True, ex=IN_FLIGHT_SECONDS):
             held = client.get(key)
             current = request_record(node.pk, held.decode() if isinstance(held, bytes) else str(held))
             if current is not None and current["state"] in ("sent", "running"):
                 if current["args"] == clean:
                     return current  # the same request is under way: its answer answers this one too
                 raise RequestError(f"{LABELS[name]} is already running on this node; wait for its answer.")
-            client.set(key, record["id"], ex=IN_FLIGHT_SECONDS)  # the holder finished or expired
+            client.set(key, request_id, ex=IN_FLIGHT_SECONDS)  # the holder finished or expired
         _save(node.pk, record)
         live.publish_many(
             [(agent_group(node), {"type": "agent.request", "id": record["id"], "name": name, "args": clean})]

@@ -297,3 +297,24 @@ def change_arguments_steps(svc: Service, program: str, arguments: str) -> tuple[
             (f'sc.exe config {svc.name} binPath= "{program} {arguments}"', f"Restart-Service {svc.name}"),
         ),
     )
+
+
+# HCS_E_IMAGE_MISMATCH: "The container operating system does not match the host operating system."
+# The code is the same in every display language; the message is not.
+HCS_IMAGE_MISMATCH = "0xc0370101"
+
+
+@per_snapshot
+def compute_system_errors(snap: NodeSnapshot, code: str = HCS_IMAGE_MISMATCH) -> tuple[Evidence, ...]:
+    """Hyper-V-Compute events (Admin/Operational) whose message carries the HCS error ``code``.
+
+    This is where a CreateComputeSystem failure lands when containerd starts a sandbox or a
+    container whose image does not fit the host's build.
+    """
+    if snap.hyperv_events is None:
+        return ()
+    return tuple(
+        Evidence(snap.hyperv_events.source, f"{e.time} event {e.id}: {' '.join(e.message.split())[:300]}")
+        for e in snap.hyperv_events.value
+        if code in e.message.lower()
+    )[:MAX_LOG_EVIDENCE]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from diagnostics.checks.common import hit_evidence
+from diagnostics.checks.common import compute_system_errors, hit_evidence
 from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.registry import check
 from diagnostics.snapshot import NodeSnapshot
@@ -72,14 +72,15 @@ def os_version_mismatch(snap: NodeSnapshot) -> Outcome:
                         subject=subject,
                     )
     hits = snap.hits("image.os-version-mismatch")
-    if hits:
+    hcs = compute_system_errors(snap)
+    if hits or hcs:
         pods = sorted({m.group(1) for h in hits for m in _POD_IN_LINE.finditer(h.excerpt)})
         nodes_cmd = "kubectl get nodes -L node.kubernetes.io/windows-build"
         commands = (*(f"kubectl get pods -A --field-selector metadata.name={p} -o wide" for p in pods[:5]), nodes_cmd)
         yield Fail(
             summary="The runtime refused to start a container: 'The container operating system does not match the "
             "host operating system'" + (f" (the host is {build_name(host.value)})." if host else "."),
-            evidence=hit_evidence(hits),
+            evidence=(*hit_evidence(hits), *hcs),
             fix=(
                 FixStep(
                     (f"Pod {', '.join(pods)}: use" if pods else "For the pod named in the log, use")

@@ -213,7 +213,7 @@ def components_not_services(snap: NodeSnapshot) -> Outcome:
             ),
             None,
         )
-        if proc is None:
+        if proc is None or _hostprocess_pod(snap, component):
             continue
         line = proc.command_line or proc.name
         match = re.match(r'\s*("[^"]+"|\S+)\s*(.*)', line)
@@ -230,6 +230,13 @@ def components_not_services(snap: NodeSnapshot) -> Outcome:
             ),
             subject=component,
         )
+
+
+def _hostprocess_pod(snap: NodeSnapshot, component: str) -> bool:
+    """Whether the component runs in a HostProcess pod (a DaemonSet restarts it): its log is a pod log
+    under C:\\var\\log\\pods, as on kubeadm nodes prepared with sig-windows-tools."""
+    path = snap.logs_seen.get(component, "").lower().replace("/", "\\")
+    return "\\var\\log\\pods\\" in path
 
 
 @check(

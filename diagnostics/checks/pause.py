@@ -8,6 +8,7 @@ from typing import Any
 
 from diagnostics.checks.common import (
     component_flags,
+    compute_system_errors,
     hit_evidence,
     node_hostname,
     parsed_file,
@@ -184,6 +185,10 @@ def image_incompatible(snap: NodeSnapshot) -> Outcome:
     if events:
         reasons.append(f"{len(events)} FailedCreatePodSandBox event(s)")
         evidence.extend(_event_evidence(snap, events))
+    if reasons and (hcs := compute_system_errors(snap)):
+        # CreateComputeSystem refused an image for the host's build while sandboxes fail: the same story.
+        reasons.append("the Hyper-V compute service refused an image built for another Windows version")
+        evidence.extend(hcs)
     if not reasons:
         if image is None and "kubelet" not in snap.logs_seen and snap.events is None:
             yield Unknown(needs=("kubelet's --pod-infra-container-image or containerd's sandbox_image", "kubelet log"))

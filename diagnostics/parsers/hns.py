@@ -45,9 +45,12 @@ def _objects(text: str | bytes, what: str, required: tuple[str, ...]) -> list[di
 
 
 def _nonempty(text: str | bytes) -> bool:
+    """Whether there is anything to read: an empty JSON array (what probes.ps1 writes for no objects) is nothing."""
     if isinstance(text, bytes | bytearray):
-        return bool(bytes(text).strip(b"\x00\r\n\t \xff\xfe\xef\xbb\xbf"))
-    return bool(str(text).strip())
+        stripped = bytes(text).strip(b"\x00\r\n\t \xff\xfe\xef\xbb\xbf").decode("utf-8", errors="replace")
+    else:
+        stripped = str(text).strip()
+    return stripped not in ("", "[]", "null")
 
 
 def _nested(value: Any) -> Any:

@@ -12,7 +12,7 @@ from agent.config import AgentConfig
 from agent.scenario import ScenarioRunner
 from agent.state import AgentState
 from diagnostics.probes import PROBES
-from diagnostics.report import parse_report
+from diagnostics.report import parse_report, snapshot_from_report
 
 from .conftest import SCENARIOS
 
@@ -122,3 +122,46 @@ def test_steps_switch_variants_by_cycle(tmp_path: Path) -> None:
         runner.begin_cycle()
         seen.append(runner.variant())
     assert seen == [None, None, "fixed", None]
+
+
+def test_slow_probes_run_hourly_and_their_last_result_is_repeated_in_between(tmp_path: Path) -> None:
+    collector = _collector(tmp_path, SCENARIOS / "healthy" / "scenario.json")
+    now = [1000.0]
+    collector.clock = lambda: now[0]
+    first = {p.id for p in collector.due()}
+    assert {"os.version", "os.hotfixes", "bitlocker", "computer.info"} <= first
+    report = collector.collect().report
+    assert not report["probes"]["os.version"].get("cached")
+    now[0] += 60
+    due = {p.id for p in collector.due()}
+    assert "os.version" not in due and "hns.endpoints" in due and "services" in due
+    later = collector.collect().report
+    assert later["probes"]["os.version"]["cached"] is True
+    assert later["probes"]["os.version"]["output"] == report["probes"]["os.version"]["output"]
+    now[0] += 3600
+    assert "os.version" in {p.id for p in collector.due()}
+
+
+def test_only_allow_listed_machine_variables_leave_the_node_and_proxies_lose_their_credentials() -> None:
+    from agent.collect import scrub_output
+
+    env = {
+        "HTTPS_PROXY": "http://svc-k8s:Winter2026!@proxy.corp.example:3128",
+        "NO_PROXY": "10.0.0.0/8,.svc",
+        "ComSpec": "C:\\Windows\\system32\\cmd.exe",
+        "AZURE_CLIENT_SECRET": "hunter2",
+    }
+    scrubbed = json.loads(scrub_output("env.machine", json.dumps(env)))
+    assert scrubbed == {"HTTPS_PROXY": "http://proxy.corp.example:3128", "NO_PROXY": "10.0.0.0/8,.svc"}
+    assert scrub_output("env.machine", "not json") == ""
+    assert scrub_output("services", "[]") == "[]"
+
+
+def test_an_output_over_the_cap_is_marked_truncated_and_not_parsed(tmp_path: Path) -> None:
+    collector = _collector(tmp_path, SCENARIOS / "healthy" / "scenario.json")
+    collector.config.max_output_bytes = 2048
+    report = collector.collect().report
+    entry = report["probes"]["hns.endpoints"]
+    assert entry["truncated"] is True and entry["parsed"] is None and "cut at" in entry["parse_error"]
+    snap = snapshot_from_report(parse_report(json.loads(json.dumps(report))))
+    assert snap.hns_endpoints is None and "hns.endpoints" in snap.incomplete

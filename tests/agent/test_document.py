@@ -7,7 +7,9 @@ import json
 from agent.document import read_document
 
 WANTED = ["os.version", "services", "hns.networks", "hns.endpoints"]
-HEADER = '{"format":"node-probes/v1","powershell":"5.1.17763.5830","language":"ConstrainedLanguage","hns":"x","probes":['
+HEADER = (
+    '{"format":"node-probes/v1","powershell":"5.1.17763.5830","language":"ConstrainedLanguage","hns":"x","probes":['
+)
 
 
 def _line(probe_id: str, output: str = "[]", **extra: object) -> str:

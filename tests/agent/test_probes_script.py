@@ -10,7 +10,6 @@ uses nothing that Constrained Language Mode or EDR rules single out.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import tree_sitter
 import tree_sitter_powershell
@@ -77,3 +76,12 @@ def test_the_agent_starts_it_with_file_not_an_encoded_command() -> None:
     assert argv[argv.index("-Probes") + 1] == "os.version,os.hotfixes,computer.info"
     assert argv[argv.index("-Budget") + 1] == "90"
     assert argv[argv.index("-HnsModule") + 1] == r"C:\k\hns.psm1"
+
+
+def test_the_helpers_used_at_the_end_of_a_pipeline_read_the_pipeline() -> None:
+    # A function's plain parameter is not bound from the pipeline: `Get-X | F` must read $input.
+    text = SOURCE.decode("utf-8")
+    for helper in ("ConvertTo-Compact", "ConvertTo-CompactList"):
+        assert f"| {helper}" in text
+        definition = re.search(rf"function {helper}\b.*?^}}|function {helper}\b[^\n]*", text, re.S | re.M)
+        assert definition is not None and "$input" in definition.group(0), helper

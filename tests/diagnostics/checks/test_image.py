@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from diagnostics.facts import HnsEvent
+from diagnostics.snapshot import Fact
 from tests.diagnostics.builders import fixture_text, healthy_pods, make_snapshot
 from tests.diagnostics.checks.outcomes import failures
 
@@ -54,3 +56,28 @@ class TestOsVersionMismatch:
 
     def test_it_stays_quiet_on_a_healthy_node(self) -> None:
         assert failures(make_snapshot(), CHECK) == []
+
+
+class TestHyperVComputeEvidence:
+    # The error text and code are those of a real CreateContainer failure (HCS_E_IMAGE_MISMATCH, as
+    # docker/containerd quote it in moby issues); the event framing around them is invented.
+    MESSAGE = (
+        "'b81ed896222eb87906ccab1c3dd2fc49324eafa798438f7979b87b210906f839' failed to start: The operating system "
+        "of the container does not match the operating system of the host. (0xC0370101)"
+    )
+
+    def test_a_create_compute_system_image_mismatch_event_is_enough(self) -> None:
+        event = HnsEvent("2026-12-04T09:58:12.0000000Z", "Error", 12030, self.MESSAGE)
+        snap = make_snapshot(hyperv_events=Fact((event,), "probe:hyperv.events"))
+
+        [finding] = failures(snap, "image.os-version-mismatch")
+
+        assert finding.evidence[-1].source == "probe:hyperv.events"
+        assert "(0xC0370101)" in finding.evidence[-1].excerpt
+
+    def test_other_compute_errors_are_not_taken_for_a_mismatch(self) -> None:
+        event = HnsEvent(
+            "2026-12-04T09:58:12Z", "Error", 12030, "The virtual machine could not be started (0xC0370106)"
+        )
+        snap = make_snapshot(hyperv_events=Fact((event,), "probe:hyperv.events"))
+        assert failures(snap, "image.os-version-mismatch") == []
