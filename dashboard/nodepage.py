@@ -13,8 +13,8 @@ from dashboard import agents, charts, lifecycle, nodetests
 from dashboard.cluster.pages import node_pods
 from dashboard.models import DiagnosisRun, Finding, Node, Report
 from dashboard.roles import is_operator
+from dashboard.snapshots import stored_snapshot
 from diagnostics.model import Severity, Status
-from diagnostics.report import ReportError, parse_report, snapshot_from_report
 
 SEVERITY_RANK = {s.slug: s.rank for s in Severity}
 
@@ -35,12 +35,12 @@ def split_findings(rows: list[Finding]) -> dict[str, list[Finding]]:
 @lru_cache(maxsize=256)
 def _facts_of_report(report_id: int) -> list[tuple[str, str]]:
     """Readable facts from one report (cached: reports never change)."""
-    report = Report.objects.filter(pk=report_id).first()
+    report = Report.objects.select_related("node__cluster").filter(pk=report_id).first()
     if report is None:
         return []
-    try:
-        snap = snapshot_from_report(parse_report(report.document()))
-    except (ReportError, ValueError):
+    # The report's own facts: the node's snapshot without its API half (``snapshots``, the one builder).
+    snap = stored_snapshot(report.node, api=False)
+    if snap is None:
         return [("Report", "could not be read")]
     facts: list[tuple[str, str]] = []
     if snap.os is not None:

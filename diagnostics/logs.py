@@ -103,6 +103,7 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("hns.network-missing", "network adapter", _re(r"network adapter.{0,60}(?:not found|cannot be found)")),
     Pattern("hns.network-missing", "suitable network adapter", _re(r"failed to find a suitable network adapter")),
     Pattern("hns.network-missing", "an adapter was not found"),
+    Pattern("hns.network-missing", "hcnopennetwork", _re(r"network was not found|not found")),
     Pattern("hns.network-missing", "environment variable kube_network not initialized", kinds=_PROXY_SIDE),
     Pattern(
         "hns.network-missing", " not found", _re(r"(?:proxier|hnsv2|hns)\w*\.go:\d+\]\s+network\s+\S+\s+not found")
@@ -296,7 +297,7 @@ class _Scanner:
                 pos = low.find(needle, end)
         for match in FATAL_RE.finditer(block):
             before = block[match.start() - 1 : match.start()]
-            if before.isalnum() or before in "._":
+            if before and (before.isalnum() or before in "._"):
                 continue
             candidates.setdefault(block.rfind("\n", 0, match.start()) + 1, []).append(_FATAL)
         line_no = self.lines_before + 1

@@ -59,7 +59,7 @@ def test_the_version_is_asked_again_periodically(run_sync: Any) -> None:
 
 def test_a_403_right_after_the_server_was_away_is_shown_as_starting_until_it_persists(run_sync: Any) -> None:
     source = lab_source()
-    with run_sync(source, diagnose=False, timing=replace(FAST, starting_grace=1.0)) as running:
+    with run_sync(source, diagnose=False, timing=replace(FAST, starting_grace=5.0)) as running:
         running.settled()
         source.fail(Unavailable("cannot reach the API server at https://127.0.0.1:6443: connection refused"))
         wait_for(lambda: state().state == SourceState.ERROR, what="the error")
@@ -92,3 +92,32 @@ def test_retries_are_capped_at_30_seconds_with_jitter_and_logged_once_per_step(
     assert "Retrying in" in caplog.records[0].getMessage()
     backoff.succeeded()
     assert backoff.next_try == 0.0  # the others try again at once
+
+
+class NodesForbidden(SimulatedSource):
+    """The lab cluster whose Nodes cannot be listed until ``allow``."""
+
+    forbid = True
+
+    def pages(self, resource: Any) -> Any:
+        if resource.kind == "Node" and self.forbid:
+            raise Forbidden(resource, "list", 'nodes is forbidden: User "x" cannot list resource "nodes"')
+        return super().pages(resource)
+
+
+def test_pods_listed_before_their_nodes_were_known_are_listed_again_once_they_are(run_sync: Any) -> None:
+    from dashboard.cluster.models import ApiObject
+
+    lab = lab_source()
+    objects = {k: lab.objects(k) for k in ("Node", "Pod", "Event", "Service", "EndpointSlice")}
+    plain = next(p for p in objects["Pod"] if p["metadata"]["name"] == "clean-5d8f7c6b9-rrrrr")
+    plain = {**plain, "metadata": {**plain["metadata"], "name": "plain-app", "uid": "plain-app-uid"}}
+    plain["spec"] = {k: v for k, v in plain["spec"].items() if k != "nodeSelector"}
+    plain["spec"]["containers"] = [{**plain["spec"]["containers"][0], "image": "registry.example.com/shop/api:1.4"}]
+    objects["Pod"].append(plain)  # on a Windows node, but nothing else in it says Windows
+    source = NodesForbidden("lab", objects, version="v1.31.1", watch_seconds=0.5)
+    with run_sync(source, diagnose=False):
+        wait_for(lambda: ApiObject.objects.filter(kind="Pod").exists(), what="pods listed without their nodes")
+        assert not ApiObject.objects.filter(kind="Pod", name="plain-app").exists()
+        source.forbid = False  # the permission is granted
+        wait_for(lambda: ApiObject.objects.filter(kind="Pod", name="plain-app").exists(), what="the pod kept")
