@@ -135,17 +135,20 @@ def install_commands(dashboard_url: str, node: Node, token: str) -> dict[str, st
 
 
 def remove(node: Node) -> None:
-    """Delete a node and everything of it (reports, findings, tokens, runs); revoke its tokens first,
-    so an agent that authenticates in between is refused, and tell the pages."""
+    """Delete a node and everything of it (reports, findings, tokens, runs): its tokens are revoked
+    first, so an agent that authenticates in between is refused, its open WebSockets are closed,
+    and the fleet pages are told."""
     from dashboard import live
 
-    group = node.group
+    groups = [agents.reviewed_group(node)]
     with transaction.atomic():
-        node.tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        active = node.tokens.filter(revoked_at__isnull=True)
+        groups += [agents.token_group(pk) for pk in active.values_list("pk", flat=True)]
+        active.update(revoked_at=timezone.now())
         node_id = node.pk
         node.delete()
+    agents.cut_off(groups, "node removed")
     live.publish_many([(live.FLEET_GROUP, {"type": "fleet.changed", "node_id": node_id})])
-    live.publish_many([(group, {"type": "node.changed", "node_id": node_id})])
 
 
 def run_basis(run: DiagnosisRun | None) -> dict[str, Any] | None:

@@ -233,3 +233,29 @@ def test_results_say_whether_a_failure_is_expected_on_windows(
     vip.get_by_role("button", name="Run").click()
     vip_result = vip.locator(".verdict[data-kind='service-vip']")
     expect(vip_result).to_have_attribute("data-verdict", "problem", timeout=30_000)
+
+
+# -- 3. revocation is honest at once ------------------------------------------------------------
+
+
+def test_revoking_the_last_token_asks_first_then_says_reports_are_refused(
+    stack: Stack, signed_in: Any, agent_process: Callable[[str, str, str], None]
+) -> None:
+    doc = json.loads((SCENARIOS / "healthy" / "scenario.json").read_text())
+    _node, token = enroll(doc["cluster"], doc["node"])
+    agent_process("healthy", stack.url, token)
+    page = signed_in(make_user("omar", "operator"))
+    live(page, f"/clusters/{doc['cluster']}/nodes/{doc['node']}/")
+    state = page.locator("#node-head [data-agent-state]")
+    expect(state).to_have_text("connected", timeout=30_000)
+
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Revoke").click()
+    expect(state).to_have_text("connected")  # dismissed: nothing happened
+    assert questions and "Revoke token" in questions[0]
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke").click()
+    expect(state).to_have_text("reports refused: every token revoked")
+    assert post(stack.url, token, make_report(cluster=doc["cluster"], node=doc["node"]))[0] == 401
