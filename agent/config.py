@@ -3,7 +3,7 @@
 Every path the agent reads is configurable because nodes differ (``C:\\k`` vs
 ``C:\\opt``, Flannel under ``C:\\etc\\kube-flannel``, HostProcess containers
 that see the host at ``C:\\`` but keep their own files under
-``$CONTAINER_SANDBOX_MOUNT_POINT`` such as ``C:\hpc``).
+``$CONTAINER_SANDBOX_MOUNT_POINT`` such as ``C:\\hpc``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from dashboard.bundlestore import storage_config
 from dashboard.env import env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -167,8 +168,17 @@ WND_CLUSTERS = env_str("WND_CLUSTERS", "")
 WND_CLUSTERS_FILE = env_str("WND_CLUSTERS_FILE", "")
 WND_KUBECONFIG = env_str("WND_KUBECONFIG", "")
 WND_WORKLOADS_PAGE_SIZE = env_int("WND_WORKLOADS_PAGE_SIZE", 50, minimum=5)
-# Diagnostic bundles: where exports are written, and where "Open a GitHub issue" points.
+# Diagnostic bundles: where exports are stored (dashboard.bundlestore: a folder web and workers share,
+# or object storage), how long and how much is kept, and where "Open a GitHub issue" points.
 WND_BUNDLE_DIR = Path(env_str("WND_BUNDLE_DIR", "") or VAR_DIR / "bundles")
+WND_BUNDLE_STORAGE = env_str("WND_BUNDLE_STORAGE", "file")
+WND_BUNDLE_MAX_AGE_DAYS = env_int("WND_BUNDLE_MAX_AGE_DAYS", 14, minimum=1)
+WND_BUNDLE_MAX_TOTAL_BYTES = env_int("WND_BUNDLE_MAX_TOTAL_BYTES", 10 * 1024**3, minimum=1024 * 1024)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "bundles": storage_config(WND_BUNDLE_STORAGE, env_secret("WND_BUNDLE_STORAGE_OPTIONS", "")),
+}
 WND_ISSUE_REPOSITORY = env_str("WND_ISSUE_REPOSITORY", "kubernetes/kubernetes")
 WND_ISSUE_TEMPLATE = env_str("WND_ISSUE_TEMPLATE", "bug-report.yaml")
 # Seconds a bundle build waits for the connected agents' fresh logs before using the stored tails.
