@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dashboard import heartbeat
 from dashboard.cluster.config import ConfigError, configured
 from dashboard.cluster.simulated import SimulatedSource, recorded_clusters
 from dashboard.cluster.source import ClusterSource
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         try:
             while not stopping.is_set() and watcher.alive():
                 stopping.wait(0.5)
+                heartbeat.beat("watcher")  # the liveness probe: python -m dashboard.heartbeat watcher
                 if tick and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + tick
                     for sync in syncs:
