@@ -73,7 +73,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        env_secret("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
     )
 }
@@ -112,7 +112,7 @@ _static_root = env_str("DJANGO_STATIC_ROOT", "")
 STATIC_ROOT = Path(_static_root) if _static_root else None
 WHITENOISE_USE_FINDERS = not _static_root
 
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_secret("REDIS_URL", "redis://127.0.0.1:6379/0")  # or REDIS_URL_FILE (it may hold a password)
 
 CHANNEL_LAYERS = {
     "default": {

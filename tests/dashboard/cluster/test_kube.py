@@ -93,7 +93,7 @@ def test_a_forbidden_list_names_the_missing_permission(fake_api: FakeApiServer, 
         source.list(next(r for r in RESOURCES if r.plural == "endpointslices"))
     message = str(caught.value)
     assert "list endpointslices.discovery.k8s.io" in message
-    assert "deploy/dashboard/rbac.yaml" in message
+    assert "deploy/kubernetes/base/dashboard/rbac.yaml" in message
     assert 'cannot list resource "endpointslices"' in message  # the API server's own words
 
 
@@ -191,7 +191,7 @@ def test_rbac_too_narrow_shows_which_permission_is_missing(
         assert "Grant 'list' on 'pods'" in state.message
         # The other kinds still sync.
         wait_for(lambda: Node.objects.filter(cluster__name="lab", in_api=True).count() == 3, what="the nodes")
-        fake_api.forbidden.clear()  # the operator applies deploy/dashboard/rbac.yaml
+        fake_api.forbidden.clear()  # the operator applies deploy/kubernetes/base/dashboard/rbac.yaml
         wait_for(
             lambda: SourceState.objects.filter(cluster__name="lab", state=SourceState.CONNECTED).exists(),
             what="connected once allowed",
