@@ -29,7 +29,7 @@ class Agent:
         self.collector = Collector(config, runner, self.state)
         self.sender = sender or Sender(
             config.dashboard,
-            config.resolved_token(),
+            config.resolved_token,  # read at every request: the token file may be rotated
             ca_bundle=config.ca_bundle,
             verify_tls=config.verify_tls,
             timeout=config.send_timeout,

@@ -59,7 +59,9 @@ def expand_env(value: str, key: str, environ: dict[str, str] | None = None) -> s
 class AgentConfig:
     dashboard: str = ""  # https://doctor.example.com
     token: str = ""
-    token_file: str = ""  # read at start when token is empty (a mounted Secret)
+    # Read at every request when token is empty: a mounted Secret, or a projected ServiceAccount
+    # token (audience: the dashboard) that kubelet rotates; the dashboard verifies it by TokenReview.
+    token_file: str = ""
     cluster: str = ""
     node: str = ""  # defaults to the lower-cased host name (NODE_NAME in a DaemonSet)
     interval: float = 60.0  # seconds between collections

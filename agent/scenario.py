@@ -27,6 +27,7 @@ stuck in a retry loop does.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -34,6 +35,7 @@ import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent.runner import CommandResult, LogSource, ProbeRunner
 from diagnostics.parsers.powershell import decode_output
@@ -149,11 +151,24 @@ class ScenarioRunner(ProbeRunner):
         )
         answer = answer or answers.get("default")
         if not isinstance(answer, dict):
+            failure = _windows_failure(program, argv, pod_network=self._has_pod_network())
+            if failure:
+                return CommandResult("", failure, 5000.0)
             return CommandResult(_default_answer(program, argv), None, 25.0)
         ok = bool(answer.get("ok", True))
         return CommandResult(
             str(answer.get("output", "")), None if ok else str(answer.get("error", "exit status 1")), 25.0
         )
+
+    def _has_pod_network(self) -> bool:
+        """Whether the recorded ``hns.networks`` holds a pod network (L2Bridge, Overlay or L2Tunnel)."""
+        spec = self.active["probes"].get("hns.networks")
+        source = spec if isinstance(spec, str) else (spec or {}).get("source")
+        try:
+            text = self._read(source).decode("utf-8", "replace") if source else str((spec or {}).get("output", ""))
+        except OSError:
+            return False
+        return re.search(r'"Type"\s*:\s*"(L2Bridge|Overlay|L2Tunnel)"', text, re.IGNORECASE) is not None
 
     def read_known_file(self, name: str, path: str) -> tuple[str, bytes | None]:
         spec = self.active["files"].get(name)
@@ -224,6 +239,29 @@ def _restamp(line: str, when: datetime) -> str:
     if m:
         return f'time="{when:%Y-%m-%dT%H:%M:%S.%f}Z"' + line[m.end() :]
     return line
+
+
+def _windows_failure(program: str, argv: list[str], *, pod_network: bool) -> str | None:
+    """The error a Windows node gives for a request no scenario records, or None when it works.
+
+    A NodePort never answers from the node itself (a known limitation); without a pod network
+    (no HNS network for pods) neither Service ClusterIPs nor the cluster DNS answer.
+    """
+    target = argv[-1]
+    if program == "curl":
+        parsed = urlsplit(target if "://" in target else f"http://{target}")
+        port = parsed.port or 80
+        if 30000 <= port <= 32767:
+            return f"curl: (28) Failed to connect to {parsed.hostname} port {port}: Timeout was reached"
+        try:
+            private = ipaddress.ip_address(parsed.hostname or "").is_private
+        except ValueError:
+            private = False
+        if private and not pod_network:
+            return f"curl: (28) Failed to connect to {parsed.hostname} port {port}: Timeout was reached"
+    if program == "nslookup" and not pod_network:
+        return "DNS request timed out.\n    timeout was 2 seconds.\n*** Request to UnKnown timed-out"
+    return None
 
 
 def _default_answer(program: str, argv: list[str]) -> str:

@@ -140,7 +140,7 @@ class Sender:
     def __init__(
         self,
         dashboard: str,
-        token: str,
+        token: str | Callable[[], str],
         *,
         ca_bundle: str = "",
         verify_tls: bool = True,
@@ -152,6 +152,8 @@ class Sender:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.url = dashboard.rstrip("/") + "/api/v1/reports"
+        # A callable is asked at every request: a projected ServiceAccount token file is
+        # rewritten by kubelet before the token expires, and the agent must send the new one.
         self.token = token
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
@@ -167,12 +169,16 @@ class Sender:
                 self.context.verify_mode = ssl.CERT_NONE
 
     def post(self, body: bytes) -> SendResult:
+        try:
+            token = self.token() if callable(self.token) else self.token
+        except ValueError as exc:  # the token file cannot be read now (being rotated): a retryable failure
+            return SendResult(0, str(exc))
         request = urllib.request.Request(
             self.url,
             data=body,
             method="POST",
             headers={
-                "Authorization": f"Bearer {self.token}",
+                "Authorization": f"Bearer {token}",
                 "Content-Type": "application/json",
                 "Content-Encoding": "gzip",
                 "User-Agent": "windows-node-doctor-agent",

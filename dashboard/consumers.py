@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from dashboard.fleet import FleetQuery, fleet_context
 from dashboard.live import FLEET_GROUP
 from dashboard.models import DiagnosisRun, Node
-from dashboard.nodepage import node_context
+from dashboard.nodepage import node_context, run_basis
 from dashboard.roles import is_operator
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -206,5 +206,5 @@ class NodeConsumer(LiveConsumer):
         run = DiagnosisRun.objects.select_related("node__cluster").filter(pk=run_id).first()
         if run is None:
             return ""
-        context = {"node": run.node, "run": run, "streamed": finding, "oob": True}
+        context = {"node": run.node, "run": run, "run_basis": run_basis(run), "streamed": finding, "oob": True}
         return render_to_string("dashboard/node.html#run-progress-live", context)

@@ -27,7 +27,7 @@ class ScheduleForm(forms.ModelForm):
         help_texts = {
             "label_selector": "e.g. kubernetes.io/os=windows,node.kubernetes.io/windows-build=10.0.20348",
             "node_names": "One per line: node or cluster/node.",
-            "checks": "Check ids or areas separated by spaces (flannel hns.endpoint-missing); empty for all.",
+            "checks": "Check ids or areas separated by spaces (flannel hns.network-missing); empty for all.",
             "cron": "minute hour day-of-month month day-of-week, e.g. */30 * * * *",
         }
 

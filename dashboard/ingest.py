@@ -211,8 +211,8 @@ def receive(request: HttpRequest) -> JsonResponse:
             agent_instance=instance,
             agent_version=report.agent_version[:32],
             size_bytes=len(data),
-            # A gzip body is kept as it came (it was just inflated once, within limits).
-            payload=sent if sent is not data else Report.pack(data),
+            # A gzip body is kept as it came (it was just inflated once, within limits), unless cleaned.
+            payload=sent if sent is not data and not cleaned else Report.pack(data),
             queued_at=now,  # cleared if the broker does not take it
         )
         Node.objects.filter(pk=node.pk).update(

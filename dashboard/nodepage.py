@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from dashboard import agents, lifecycle
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard import agents, lifecycle, nodetests
 from dashboard.cluster.pages import node_pods
 from dashboard.models import DiagnosisRun, Finding, Node, Report
 from dashboard.roles import is_operator
@@ -61,20 +65,141 @@ def _facts_of_report(report_id: int) -> list[tuple[str, str]]:
     return facts
 
 
+@dataclass
+class CheckGroup:
+    """The open findings of one check on a node (several subjects are sub-rows), and what it caused."""
+
+    check_id: str
+    findings: list[Finding]
+    caused: list[CheckGroup] = field(default_factory=list)
+
+    @property
+    def first(self) -> Finding:
+        return self.findings[0]
+
+    @property
+    def rank(self) -> int:
+        return max(SEVERITY_RANK.get(f.severity, 0) for f in self.findings)
+
+
+def _causes(finding: Finding) -> list[str]:
+    """The check ids a finding names as its cause (``caused_by``: one id or several), if the field exists."""
+    value = getattr(finding, "caused_by", None)
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    return [str(v) for v in value if v]
+
+
+def group_findings(rows: list[Finding]) -> list[CheckGroup]:
+    """One group per check, worst first; a group whose findings name another open check as their
+    cause is nested under that check's group (root causes first), once, without cycles."""
+    groups: dict[str, CheckGroup] = {}
+    for finding in rows:
+        groups.setdefault(finding.check_id, CheckGroup(finding.check_id, [])).findings.append(finding)
+    parent: dict[str, str] = {}
+    for check_id, group in groups.items():
+        for cause in (c for f in group.findings for c in _causes(f)):
+            if cause in groups and cause != check_id:
+                seen, up = {check_id}, cause
+                while up in parent and up not in seen:  # refuse a cause that leads back to this check
+                    seen.add(up)
+                    up = parent[up]
+                if up not in seen:
+                    parent[check_id] = cause
+                    break
+    for check_id, cause in parent.items():
+        groups[cause].caused.append(groups[check_id])
+    order = sorted(groups.values(), key=lambda g: (-g.rank, g.check_id))
+    for group in order:
+        group.caused.sort(key=lambda g: (-g.rank, g.check_id))
+    return [g for g in order if g.check_id not in parent]
+
+
+def install_commands(dashboard_url: str, node: Node, token: str) -> dict[str, str]:
+    """The agent install commands for this node, filled with the dashboard URL and its new token."""
+    return {
+        "daemonset": (
+            "kubectl create namespace windows-node-doctor\n"
+            "kubectl -n windows-node-doctor create secret generic node-doctor-agent-token "
+            f"--from-literal=token={token}\n"
+            f"# set dashboard: {dashboard_url} and cluster: {node.cluster.name} in the ConfigMap, then:\n"
+            "kubectl apply -f deploy/agent/daemonset.yaml"
+        ),
+        "service": (
+            f".\\install-service.ps1 -Dashboard {dashboard_url} -Cluster {node.cluster.name} -Token {token} `\n"
+            "    -Wheel .\\windows_node_doctor_agent-0.1.0-py3-none-any.whl -Nssm C:\\k\\nssm.exe"
+        ),
+    }
+
+
+def remove(node: Node) -> None:
+    """Delete a node and everything of it (reports, findings, tokens, runs); revoke its tokens first,
+    so an agent that authenticates in between is refused, and tell the pages."""
+    from dashboard import live
+
+    group = node.group
+    with transaction.atomic():
+        node.tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        node_id = node.pk
+        node.delete()
+    live.publish_many([(live.FLEET_GROUP, {"type": "fleet.changed", "node_id": node_id})])
+    live.publish_many([(group, {"type": "node.changed", "node_id": node_id, "findings_changed": True})])
+
+
+def run_basis(run: DiagnosisRun | None) -> dict[str, Any] | None:
+    """Which report a run used and how old it was when the run started (None: API facts only)."""
+    if run is None or not run.report_id:
+        return None
+    report = Report.objects.filter(pk=run.report_id).only("id", "received_at", "collected_at").first()
+    if report is None:
+        return None
+    age = (run.started_at - report.collected_at).total_seconds()
+    return {"report": report, "age_seconds": max(0, int(age)), "stale": age > 300}
+
+
+def agent_state(node: Node, online: bool, tokens: list[Any] | None) -> dict[str, str]:
+    """What the page says about the agent: a state string set elsewhere (``node.agent_state``) wins;
+    else no active token, connected, or not connected."""
+    custom = str(getattr(node, "agent_state", "") or "")
+    if custom:
+        return {"css": "health-warning", "text": custom}
+    if tokens is not None and tokens and not any(t.active for t in tokens):
+        return {"css": "health-critical", "text": "reports refused: every token revoked"}
+    if online:
+        return {"css": "health-ok", "text": "connected"}
+    if not node.has_agent:
+        waiting = tokens is not None and any(t.active for t in tokens)
+        return {"css": "health-unknown", "text": "waiting for its first report" if waiting else "no agent"}
+    return {"css": "health-unknown", "text": "not connected"}
+
+
 def node_context(node: Node, user: Any) -> dict[str, Any]:
     latest = node.reports.order_by("-id").only("id", "received_at", "collected_at", "agent_version", "size_bytes")
     recent = list(latest[:10])
     operator = is_operator(user)
+    online = agents.is_online(node.pk)
+    tokens = list(node.tokens.all())
+    split = split_findings(open_findings(node))
+    run = DiagnosisRun.objects.filter(node=node, trigger=DiagnosisRun.TRIGGER_MANUAL).first()
+    records = agents.history(node.pk)
     return {
-        "agent_online": agents.is_online(node.pk),
-        "requests": agents.history(node.pk),
+        "agent_online": online,
+        "agent": agent_state(node, online, tokens),
+        "requests": records,
+        "tests": nodetests.present(records),
+        "services": nodetests.service_ports(node) if operator else [],
         "node": node,
-        **split_findings(open_findings(node)),
+        **split,
+        "groups": group_findings(split["findings"]),
         "timeline": lifecycle.timeline(node),
         "pods": node_pods(node),
         "reports": recent,
         "facts": _facts_of_report(recent[0].pk) if recent else [],
-        "run": DiagnosisRun.objects.filter(node=node, trigger=DiagnosisRun.TRIGGER_MANUAL).first(),
-        "tokens": list(node.tokens.all()) if operator else [],
+        "run": run,
+        "run_basis": run_basis(run),
+        "tokens": tokens if operator else [],
+        "active_tokens": sum(1 for t in tokens if t.active),
         "is_operator": operator,
     }

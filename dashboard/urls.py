@@ -16,6 +16,7 @@ urlpatterns = [
     path("workloads", cluster_views.workloads, name="workloads"),
     path("clusters/<slug:cluster>/nodes/<str:name>/", views.node, name="node"),
     path("clusters/<slug:cluster>/nodes/<str:name>/diagnose", views.run_diagnostics, name="run-diagnostics"),
+    path("clusters/<slug:cluster>/nodes/<str:name>/remove", views.remove_node, name="remove-node"),
     path("clusters/<slug:cluster>/nodes/<str:name>/tokens", views.create_token, name="create-token"),
     path("clusters/<slug:cluster>/nodes/<str:name>/requests", views.agent_request, name="agent-request"),
     path(
@@ -47,6 +48,7 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/reports", ingest.post_report, name="api-reports"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -19,7 +20,8 @@ from dashboard.fleet import FleetQuery, fleet_context
 from dashboard.http import AuthedRequest
 from dashboard.models import AgentToken, DiagnosisRun, Node
 from dashboard.models import enroll as enroll_node
-from dashboard.nodepage import node_context
+from dashboard.nodepage import install_commands, node_context, remove
+from dashboard.nodetests import resolve_service
 from dashboard.roles import operator_required
 
 
@@ -28,6 +30,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page links to: send them the static icon."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @login_required
@@ -43,10 +51,35 @@ def _node(cluster: str, name: str) -> Node:
     return get_object_or_404(Node.objects.select_related("cluster"), cluster__name=cluster, name=name)
 
 
+NEW_TOKEN_KEY = "wnd_new_token"
+
+
+def _remember_token(request: AuthedRequest, node: Node, raw: str) -> None:
+    """Keep a new token for the next page only: shown once, never minted again by a reload."""
+    request.session[NEW_TOKEN_KEY] = {"node": node.pk, "token": raw}
+
+
+def _take_token(request: AuthedRequest, node: Node) -> str:
+    kept = request.session.get(NEW_TOKEN_KEY)
+    if not kept or kept.get("node") != node.pk:
+        return ""
+    del request.session[NEW_TOKEN_KEY]
+    return str(kept.get("token", ""))
+
+
 @login_required
 @require_GET
 def node(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
-    return render(request, "dashboard/node.html", node_context(_node(cluster, name), request.user))
+    target = _node(cluster, name)
+    context = node_context(target, request.user)
+    raw = _take_token(request, target) if context["is_operator"] else ""
+    if raw:
+        context["new_token"] = raw
+        context["install"] = install_commands(request.build_absolute_uri("/").rstrip("/"), target, raw)
+    response = render(request, "dashboard/node.html", context)
+    if raw:
+        response["Cache-Control"] = "no-store"  # the token must not come back from the cache either
+    return response
 
 
 @operator_required
@@ -56,7 +89,7 @@ def run_diagnostics(request: AuthedRequest, cluster: str, name: str) -> HttpResp
     run = DiagnosisRun.objects.create(node=target, trigger=DiagnosisRun.TRIGGER_MANUAL, requested_by=request.user)
     tasks.run_now.delay(run.pk)
     if request.htmx:
-        return render(request, "dashboard/node.html#run-progress", {"node": target, "run": run})
+        return render(request, "dashboard/node.html#run-progress", {"node": target, "run": run, "is_operator": True})
     messages.info(request, "Diagnostics started.")
     return redirect(target)
 
@@ -67,9 +100,8 @@ def create_token(request: AuthedRequest, cluster: str, name: str) -> HttpRespons
     target = _node(cluster, name)
     label = request.POST.get("label", "").strip()[:100]
     _token, raw = AgentToken.issue(target, label=label, user=request.user)
-    context = node_context(target, request.user)
-    context["new_token"] = raw
-    return render(request, "dashboard/node.html", context, status=201)
+    _remember_token(request, target, raw)
+    return redirect(f"{target.get_absolute_url()}#admin")
 
 
 @operator_required
@@ -81,27 +113,47 @@ def revoke_token(request: AuthedRequest, cluster: str, name: str, token_id: int)
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
         messages.success(request, f"Token {token.hint}… revoked: the agent using it can no longer report.")
-    return redirect(target)
+    return redirect(f"{target.get_absolute_url()}#admin")
+
+
+@operator_required
+@require_POST
+def remove_node(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
+    """Delete a node with its reports, findings and tokens (its agent can no longer report)."""
+    target = _node(cluster, name)
+    label = f"{target.cluster.name}/{target.name}"
+    remove(target)
+    messages.success(request, f"Node {label} removed with its reports, findings and tokens.")
+    return redirect("fleet")
 
 
 @operator_required
 @require_POST
 def enroll(request: AuthedRequest) -> HttpResponse:
-    """Register a node and show its new token once."""
+    """Register a node, then show its new token once on the node page (redirect after POST)."""
+    cluster_name = request.POST.get("cluster", "").strip()
+    node_name = request.POST.get("node", "").strip()
+    active = AgentToken.objects.filter(
+        node__cluster__name=cluster_name, node__name=node_name, revoked_at__isnull=True
+    ).count()
     try:
         target, raw = enroll_node(
-            request.POST.get("cluster", "").strip(),
-            request.POST.get("node", "").strip(),
-            label=request.POST.get("label", "").strip()[:100],
-            user=request.user,
+            cluster_name, node_name, label=request.POST.get("label", "").strip()[:100], user=request.user
         )
     except ValueError as exc:
         context = fleet_context(FleetQuery.from_params(request.GET))
         context["enroll_error"] = str(exc)
+        context["enroll_values"] = {"cluster": cluster_name, "node": node_name}
         return render(request, "dashboard/fleet.html", context, status=400)
-    context = node_context(target, request.user)
-    context["new_token"] = raw
-    return render(request, "dashboard/node.html", context, status=201)
+    if active:
+        messages.warning(
+            request,
+            f"{target.cluster.name}/{target.name} was already enrolled and still has {active} active "
+            f"token{'s' if active > 1 else ''}: revoke {'them' if active > 1 else 'it'} below "
+            "unless another agent uses it.",
+        )
+    _remember_token(request, target, raw)
+    return redirect(f"{target.get_absolute_url()}#admin")
 
 
 def _request_args(name: str, form: Any) -> dict[str, Any]:
@@ -125,10 +177,11 @@ def agent_request(request: AuthedRequest, cluster: str, name: str) -> HttpRespon
     target = _node(cluster, name)
     kind = request.POST.get("request", "")
     try:
-        send_request(target, kind, _request_args(kind, request.POST), user=request.user.get_username())
+        args = resolve_service(target, request.POST) if kind == "service-vip" else _request_args(kind, request.POST)
+        send_request(target, kind, args, user=request.user.get_username())
     except RequestError as exc:
         if request.htmx:
-            return render(request, "dashboard/node.html#request-error", {"error": str(exc)}, status=400)
+            return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
         messages.error(request, f"Request not sent: {exc}")
     if request.htmx:
         return HttpResponse(status=204)  # the result arrives over the node page's socket

@@ -3,9 +3,12 @@
 The same core serves ``python manage.py diagnose`` (a thin Django command) and
 ``python -m diagnostics`` (no Django at all). Contract (spec/BUNDLE.md):
 
-- ``--format json`` prints one ``findings/v1`` object on stdout and nothing else;
-- exit 0 when it ran, whatever it found; exit 2 for unusable input (no such path,
-  not a bundle, corrupt archive), with one line on stderr and nothing on stdout;
+- ``-o json`` (``--format json``) prints one ``findings/v1`` object on stdout and nothing else;
+- exit codes, for pipelines (as troubleshoot.sh's preflight does):
+  0 nothing failing (or only ``info`` findings), 3 at least one failing ``critical`` finding,
+  4 failing ``warning`` findings and no critical one, 2 unusable input (no such path, not a
+  bundle, corrupt archive: one line on stderr, nothing on stdout); ``--exit-zero`` keeps 0
+  whatever was found;
 - ``--list-checks`` lists the registered checks (``{"checks": [...]}`` in JSON);
 - no database, Redis or cluster is ever needed.
 """
@@ -25,12 +28,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from diagnostics.bundle import BundleError, read_bundle
-from diagnostics.model import Finding, FindingsDocument, Severity, Status, sort_findings
+from diagnostics.model import Finding, FindingsDocument, FixStep, Severity, Status, sort_findings
 from diagnostics.registry import all_checks, run
 
 FORMATS = ("text", "json", "markdown")
 EXIT_OK = 0
 EXIT_UNUSABLE = 2
+EXIT_FAIL = 3  # at least one failing critical finding
+EXIT_WARN = 4  # failing warnings, no critical one
 
 
 # -- the core ------------------------------------------------------------------
@@ -114,6 +119,40 @@ def _split(findings: Iterable[Finding]) -> tuple[list[Finding], list[Finding]]:
     return [f for f in ordered if f.status is Status.FAIL], [f for f in ordered if f.status is Status.UNKNOWN]
 
 
+def causes_first(findings: list[Finding]) -> list[tuple[Finding, int]]:
+    """(finding, depth) with each finding caused by another on the same node right after its cause."""
+    by_cause: dict[tuple[str, str], list[Finding]] = {}
+    present = {(f.node, f.check) for f in findings}
+    roots = []
+    for f in findings:
+        if f.caused_by and (f.node, f.caused_by) in present:
+            by_cause.setdefault((f.node, f.caused_by), []).append(f)
+        else:
+            roots.append(f)
+    out: list[tuple[Finding, int]] = []
+
+    def visit(f: Finding, depth: int) -> None:
+        out.append((f, depth))
+        for child in by_cause.pop((f.node, f.check), []):
+            visit(child, depth + 1)
+
+    for f in roots:
+        visit(f, 0)
+    for rest in by_cause.values():  # a cycle cannot happen, but nothing is ever dropped
+        out += [(f, 1) for f in rest]
+    return out
+
+
+def exit_status(document: FindingsDocument) -> int:
+    """``EXIT_FAIL`` for a failing critical finding, ``EXIT_WARN`` for failing warnings only, else ``EXIT_OK``."""
+    failing = {f.severity for f in document.findings if f.status is Status.FAIL}
+    if Severity.CRITICAL in failing:
+        return EXIT_FAIL
+    if Severity.WARNING in failing:
+        return EXIT_WARN
+    return EXIT_OK
+
+
 def _count_line(fails: list[Finding], unknowns: list[Finding]) -> str:
     counts = Counter(f.severity for f in fails)
     parts = [f"{counts.get(sev, 0)} {sev.slug}" for sev in Severity.ordered()]
@@ -147,7 +186,10 @@ def render_text(diagnosis: Diagnosis, *, color: bool = False) -> str:
         out.append(s(f"{sev.label.upper()} ({len(group)})", *_SEVERITY_CODES[sev]))
         out.append("")
         for finding in group:
-            out += _text_finding(finding, s)
+            if _has_cause(finding, fails):
+                out += [s(f"  {clean(finding.title)}: shown under {clean(finding.caused_by)}", DIM), ""]
+            else:
+                out += _text_finding(finding, s, fails)
     if unknowns:
         out.append(s(f"UNDECIDED ({len(unknowns)}): these checks need data the bundle does not have", BOLD))
         for f in unknowns:
@@ -173,13 +215,23 @@ def render_text(diagnosis: Diagnosis, *, color: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def _text_finding(f: Finding, s: _Style) -> list[str]:
+def _has_cause(f: Finding, fails: list[Finding]) -> bool:
+    return bool(f.caused_by) and any(c.check == f.caused_by and c.node == f.node for c in fails)
+
+
+def _effects(f: Finding, fails: list[Finding]) -> list[Finding]:
+    return [e for e in fails if e.caused_by == f.check and e.node == f.node and e is not f]
+
+
+def _text_finding(f: Finding, s: _Style, fails: list[Finding] | None = None) -> list[str]:
     mark = {Severity.CRITICAL: "✗", Severity.WARNING: "!", Severity.INFO: "i"}[f.severity]
     lines = [
         s(f"{mark} {clean(f.title)}", *_SEVERITY_CODES[f.severity])
         + s(f"  [{clean(f.check)}] node {clean(f.node)}", DIM)
         + (s(f" ({clean(f.subject)})", DIM) if f.subject else ""),
     ]
+    if f.caused_by:
+        lines.append(s(f"  because of {clean(f.caused_by)}", DIM))
     lines += ["  " + line for line in clean(f.summary).splitlines()]
     if f.evidence:
         lines.append(s("  Evidence:", BOLD))
@@ -190,15 +242,16 @@ def _text_finding(f: Finding, s: _Style) -> list[str]:
             lines += [f"      {line}" for line in excerpt[1:6]]
         if len(f.evidence) > 8:
             lines.append(s(f"    ... {len(f.evidence) - 8} more (see --format json)", DIM))
-    if f.fix:
+    if f.steps:
         lines.append(s("  Fix:", BOLD))
-        for i, step in enumerate(f.fix, 1):
-            step_lines = clean(step).splitlines() or [""]
-            lines.append(f"    {i}. {step_lines[0]}")
-            lines += [f"       {line}" for line in step_lines[1:]]
+        for i, step in enumerate(f.steps, 1):
+            lines.append(f"    {i}. {clean(step.text) or 'Run:'}")
+            lines += [f"         {s(clean(c), BOLD)}" for c in step.commands]
     if f.docs:
         lines.append(f"  Docs: {clean(f.docs)}")
     lines.append("")
+    for effect in _effects(f, fails or []):
+        lines += ["    " + line if line else line for line in _text_finding(effect, s, fails)]
     return lines
 
 
@@ -239,6 +292,8 @@ def render_markdown(diagnosis: Diagnosis) -> str:
         for f in group:
             subject = f" ({_md(f.subject)})" if f.subject else ""
             out += [f"#### {_md(f.title)}", "", f"{_code(f.check)} on node {_code(f.node)}{subject}", ""]
+            if f.caused_by:
+                out += [f"Because of {_code(f.caused_by)}.", ""]
             out += [_md(f.summary), ""]
             if f.evidence:
                 out += ["<details><summary>Evidence</summary>", ""]
@@ -246,13 +301,9 @@ def render_markdown(diagnosis: Diagnosis) -> str:
                     where = clean(e.source) + (f":{e.line}" if e.line is not None else "")
                     out += [_code(where), "", _fence(clean(e.excerpt)), ""]
                 out += ["</details>", ""]
-            if f.fix:
+            if f.steps:
                 out += ["**Fix:**", ""]
-                for i, step in enumerate(f.fix, 1):
-                    first, *rest = clean(step).splitlines() or [""]
-                    out.append(f"{i}. {_md(first)}")
-                    if rest:
-                        out += ["", "   " + _fence("\n".join(rest)).replace("\n", "\n   ")]
+                out += markdown_steps(f.steps)
                 out.append("")
             if f.docs:
                 out += [f"Docs: {_md(f.docs)}", ""]
@@ -266,6 +317,17 @@ def render_markdown(diagnosis: Diagnosis) -> str:
         out += [f"- skipped {_code(str(i.get('path')))}: {_md(str(i.get('reason')))}" for i in doc.skipped]
         out += ["", "</details>", ""]
     return "\n".join(out)
+
+
+def markdown_steps(steps: Iterable[FixStep], indent: str = "") -> list[str]:
+    """Numbered steps: the explanation as prose, the commands in a fenced PowerShell block a reader can copy."""
+    out: list[str] = []
+    for i, step in enumerate(steps, 1):
+        out.append(f"{indent}{i}. {_md(step.text) if step.text else 'Run:'}")
+        if step.commands:
+            block = _fence("\n".join(clean(c) for c in step.commands)).replace("```\n", "```powershell\n", 1)
+            out += ["", f"{indent}   " + block.replace("\n", f"\n{indent}   "), ""]
+    return out
 
 
 def render_checks(checks: list[dict[str, str]], fmt: str) -> str:
@@ -287,7 +349,14 @@ def render_checks(checks: list[dict[str, str]], fmt: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments, shared by ``python -m diagnostics`` and ``manage.py diagnose``."""
     parser.add_argument("path", nargs="?", help="a bundle: a directory, a .zip or a .tar.gz")
-    parser.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    parser.add_argument(
+        "-o", "--output", "--format", dest="format", choices=FORMATS, default="text", help="output format (default: text)"
+    )
+    parser.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when findings fail (by default: 3 for a critical finding, 4 for warnings only)",
+    )
     parser.add_argument("--node", help="only this node of a multi-node bundle (or the name of an unnamed one)")
     parser.add_argument("--list-checks", action="store_true", help="list every registered check and exit")
 
@@ -300,11 +369,19 @@ def execute(
     path: str | None, *, fmt: str = "text", node: str | None = None, list_only: bool = False, color: bool = False
 ) -> str:
     """The command's whole output as a string; ``BundleError`` for unusable input."""
+    return run_command(path, fmt=fmt, node=node, list_only=list_only, color=color)[0]
+
+
+def run_command(
+    path: str | None, *, fmt: str = "text", node: str | None = None, list_only: bool = False, color: bool = False
+) -> tuple[str, int]:
+    """The command's output and its exit status (``exit_status``); ``BundleError`` for unusable input."""
     if list_only:
-        return render_checks(list_checks(), fmt)
+        return render_checks(list_checks(), fmt), EXIT_OK
     if not path:
         raise UsageError("a PATH to a bundle is required (or --list-checks)")
-    return render(diagnose(path, node=node), fmt, color=color)
+    diagnosis = diagnose(path, node=node)
+    return render(diagnosis, fmt, color=color), exit_status(diagnosis.document)
 
 
 def one_line(message: str) -> str:
@@ -323,7 +400,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     args = parser.parse_args(argv)
     _quiet_logs()
     try:
-        output = execute(
+        output, status = run_command(
             args.path, fmt=args.format, node=args.node, list_only=args.list_checks, color=use_color(stdout)
         )
     except BundleError as exc:
@@ -331,7 +408,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
         return EXIT_UNUSABLE
     stdout.write(output)
     stdout.flush()
-    return EXIT_OK
+    return EXIT_OK if args.exit_zero else status
 
 
 def _quiet_logs() -> None:

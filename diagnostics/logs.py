@@ -45,13 +45,15 @@ _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 @dataclass(frozen=True)
 class Pattern:
     """A known line. ``needle`` is a lower-case literal the line must contain; ``regex`` (optional)
-    must then also match the line; ``kinds`` limits it to some log kinds (None: every kind)."""
+    must then also match the line (or, with ``context``, one of the lines just above it); ``kinds``
+    limits it to some log kinds (None: every kind; ``log`` is text of no known kind, such as a paste)."""
 
     check: str
     needle: str
     regex: re.Pattern[str] | None = None
     kinds: frozenset[str] | None = None
     tail: bool = False
+    context: int = 0  # >0: the regex may match this line or the ``context`` lines above it
 
 
 def _re(text: str) -> re.Pattern[str]:
@@ -68,7 +70,17 @@ _PULL_SIDE = _kinds("kubelet", "runtime", "start-script", "transcript", "describ
 _SCRIPT_SIDE = _kinds("start-script", "transcript")
 
 
-_NOT_NETWORK = _re(r"^(?!.*(?:network|cni|plugin type|subnet\.env|hns|ip address|does not match)).*$")
+# Sandbox creation failing because the pause (infra) image is built for another Windows build: the OS
+# mismatch itself may sit on the line after the one naming the sandbox (klog wraps long errors, and
+# people paste them wrapped), so the sandbox is looked for in the few lines above as well.
+_SANDBOX = _re(r"sandbox")
+_OS_MISMATCH_NEEDLES = (
+    "does not match the host operating system",
+    "does not match the operating system of the host",
+    "0xc0370101",
+)
+# A component that died: which one is told by the line (or the log it is in).
+_COMPONENT = r"(?:kubelet|kube-?proxy|flanneld?|calico-node|felix)"
 
 PATTERNS: tuple[Pattern, ...] = (
     # flannel
@@ -84,27 +96,40 @@ PATTERNS: tuple[Pattern, ...] = (
         kinds=frozenset({"flanneld", "start-script", "transcript"}),
         tail=True,
     ),
-    # HNS network
+    # HNS network: kube-proxy told to use a network that does not exist, start scripts finding no adapter
     Pattern("hns.network-missing", "unable to find hns network", kinds=_PROXY_SIDE),
     Pattern("hns.network-missing", "gethnsnewtorkbyname", _re(r"not found|cannot find")),
     Pattern("hns.network-missing", "hnsnetwork", _re(r"hnsnetwork\w*\W.{0,80}not found")),
     Pattern("hns.network-missing", "network adapter", _re(r"network adapter.{0,60}(?:not found|cannot be found)")),
+    Pattern("hns.network-missing", "suitable network adapter", _re(r"failed to find a suitable network adapter")),
+    Pattern("hns.network-missing", "an adapter was not found"),
     Pattern("hns.network-missing", "environment variable kube_network not initialized", kinds=_PROXY_SIDE),
-    # pause / sandbox images
-    Pattern("pause.image-incompatible", "does not match the host operating system", _re(r"sandbox")),
-    Pattern("pause.image-incompatible", "0xc0370101", _re(r"sandbox")),
-    Pattern("pause.image-incompatible", "failed to create pod sandbox", _NOT_NETWORK),
-    Pattern("pause.image-incompatible", "failedcreatepodsandbox", _NOT_NETWORK),
+    Pattern("hns.network-missing", " not found", _re(r"(?:proxier|hnsv2|hns)\w*\.go:\d+\]\s+network\s+\S+\s+not found")),
+    Pattern("hns.network-missing", "doesn't exist", _re(r"^\W*(?:vethernet \()?[\w ().-]*ethernet[\w ()#-]*\)? doesn't exist")),
+    Pattern("hns.network-missing", "waiting for interface named", _re(r"vethernet")),
+    # pause / sandbox images: only an OS or infra-image signal makes a sandbox failure the pause image's
+    *(Pattern("pause.image-incompatible", needle, _SANDBOX, context=4) for needle in _OS_MISMATCH_NEEDLES),
     Pattern("pause.image-incompatible", "no matching manifest", _re(r"pause")),
+    Pattern("pause.image-incompatible", "image operating system", _re(r"pause|sandbox")),
     Pattern("pause.wincat-missing", "wincat not found"),
     Pattern("pause.wincat-missing", "wincat.exe", _re(r"not found|cannot find|not recognized")),
     # images
-    Pattern("image.os-version-mismatch", "does not match the host operating system"),
-    Pattern("image.os-version-mismatch", "0xc0370101"),
+    *(Pattern("image.os-version-mismatch", needle) for needle in _OS_MISMATCH_NEEDLES),
     Pattern("image.os-version-mismatch", "image operating system", _re(r"cannot be used on this platform")),
     # runtime
     Pattern("runtime.version-unsupported", "unknown service runtime.v1.runtimeservice"),
     Pattern("runtime.version-unsupported", "dockershim", _re(r"(?:removed|not supported|unknown flag)")),
+    # a component that died: klog fatal lines, Go panics, service wrappers and start scripts saying so
+    Pattern("node.components-not-running", "failed to run kubelet"),
+    Pattern("node.components-not-running", "exited unexpectedly", _re(_COMPONENT)),
+    Pattern("node.components-not-running", "terminated unexpectedly", _re(_COMPONENT + r"\W.{0,40}service")),
+    Pattern("node.components-not-running", "panic: ", _re(r"^\W{0,3}panic: ")),
+    Pattern("node.components-not-running", "restarting failed container=", _re(r"container=(?:kube-proxy|kube-flannel|flannel)")),
+    Pattern(
+        "node.components-not-running",
+        "crashloopbackoff",
+        _re(r"(?:kube-proxy|flannel)[\w.-]*win[\w.-]*\s+\d+/\d+\s+crashloopbackoff"),
+    ),
     # proxy / downloads behind a firewall
     Pattern("node.proxy-env-missing", "tls handshake timeout", kinds=_PULL_SIDE),
     Pattern("node.proxy-env-missing", "i/o timeout", _re(r"pull|fetch|download|registry|https?://"), kinds=_PULL_SIDE),
@@ -120,29 +145,36 @@ PATTERNS: tuple[Pattern, ...] = (
     # HNS health
     Pattern("node.hns-crash", "the remote procedure call failed", _re(r"hns|hcn|hcs")),
     Pattern("node.hns-crash", "the rpc server is unavailable", _re(r"hns|hcn|hcs")),
-    Pattern("node.hns-crash", "host network service", _re(r"terminated unexpectedly|stopped|not running")),
-    Pattern("hns.lb-policy-missing", "policy creation failed", kinds=frozenset({"kube-proxy"})),
-    Pattern("hns.lb-policy-missing", "hcncreateloadbalancer failed", kinds=_PROXY_SIDE),
+    Pattern("node.hns-crash", "host network service", _re(r"terminated|stopped|not running|crash")),
+    Pattern("hns.lb-policy-missing", "policy creation failed", kinds=frozenset({"kube-proxy", "log"})),
+    Pattern("hns.lb-policy-missing", "hcncreateloadbalancer", _re(r"failed"), kinds=_PROXY_SIDE | {"log"}),
+    Pattern("hns.lb-policy-missing", "hnscall failed", _re(r"polic|loadbalancer|proxier"), kinds=_PROXY_SIDE | {"log"}),
     Pattern("hns.port-exhaustion", "lacked sufficient buffer space"),
     Pattern("hns.port-exhaustion", "no more ports available"),
-    Pattern("hns.endpoint-state", "hcncreateendpoint failed"),
+    Pattern("hns.endpoint-state", "hcncreateendpoint failed", _re(r"^(?!.*source vip)")),
     Pattern("hns.endpoint-state", "endpoint was not found", _re(r"hns|hcn")),
     # DNS: a partially qualified name (one or two labels, no cluster domain) that does not resolve
     Pattern(
         "dns.pqdn-unsupported",
         "non-existent domain",
         _re(r"find\s+[a-z0-9-]+\.[a-z0-9-]+(?:\.svc)?\s*:\s*non-existent domain"),
-        kinds=frozenset({"transcript", "describe"}),
+        kinds=frozenset({"transcript", "describe", "log"}),
     ),
     Pattern(
         "dns.pqdn-unsupported",
         "dns name does not exist",
         _re(r"\b[a-z0-9-]+\.[a-z0-9-]+(?:\.svc)?\s*:\s*dns name does not exist"),
-        kinds=frozenset({"transcript", "describe"}),
+        kinds=frozenset({"transcript", "describe", "log"}),
     ),
     # port-forward and the network limitations seen in transcripts
     Pattern("pause.wincat-missing", "unable to do port forwarding", _re(r"wincat")),
 )
+
+# Lines no needle can find: a klog fatal line (``F1204 10:02:13.551902    4242 server.go:207] ...``)
+# may sit after any prefix (an event-log table's columns, a timestamp), so a regular expression
+# runs over the whole block for it; its ``F`` and digits are rare enough to keep this cheap.
+FATAL_RE = re.compile(r"(?<![\w.])F\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.-]+:\d+\]")
+FATAL_CHECK = "node.components-not-running"
 
 
 def _patterns_for(kind: str | None) -> tuple[dict[str, tuple[Pattern, ...]], tuple[Pattern, ...]]:
@@ -182,6 +214,23 @@ def _lower(block: str) -> str:
     return low
 
 
+_FATAL = Pattern(FATAL_CHECK, "")
+
+
+def _matches(pattern: Pattern, text: str, block: str, start: int) -> bool:
+    """Whether ``pattern``'s regex matches the line at ``start`` (or, with context, a line just above it)."""
+    if pattern.regex is None or pattern.regex.search(text):
+        return True
+    if not pattern.context:
+        return False
+    begin = start
+    for _ in range(pattern.context):
+        if begin <= 0:
+            break
+        begin = block.rfind("\n", 0, begin - 1) + 1
+    return pattern.regex.search(block[begin:start]) is not None
+
+
 class _Scanner:
     """State across the blocks of one input: line count, per-check caps, the trailing run of a tail pattern."""
 
@@ -218,6 +267,8 @@ class _Scanner:
                 if end < 0:
                     break
                 pos = low.find(needle, end)
+        for match in FATAL_RE.finditer(block):
+            candidates.setdefault(block.rfind("\n", 0, match.start()) + 1, []).append(_FATAL)
         line_no = self.lines_before + 1
         counted_to = 0
         for start in sorted(candidates):
@@ -228,7 +279,7 @@ class _Scanner:
             text = clean_line(raw)
             seen: set[str] = set()
             for pattern in candidates[start]:
-                if pattern.check in seen or (pattern.regex is not None and not pattern.regex.search(text)):
+                if pattern.check in seen or not _matches(pattern, text, block, start):
                     continue
                 seen.add(pattern.check)
                 hit = self._emit(LogHit(pattern.check, self.source, line_no, text, self.log_kind))
@@ -466,7 +517,17 @@ def scan_file(path: str | os.PathLike[str], *, kind: str | None = None) -> Itera
     return _scan_blocks(iter_file_blocks(path), source, kind)
 
 
-_KLOG_RE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w./-]+:\d+\]", re.MULTILINE)
+_KUBELET_MARKERS = (
+    "kubelet",
+    "kuberuntime",
+    "cni.go",
+    "cni_windows.go",
+    "pod_workers.go",
+    "remote_runtime.go",
+    "docker_sandbox.go",
+    "perfcounter_nodestats",
+)
+_KLOG_RE = re.compile(r"^\W{0,3}[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w./-]+:\d+\]", re.MULTILINE)
 
 
 def detect_kind(name: str, head: str) -> str | None:
@@ -505,12 +566,14 @@ def detect_kind(name: str, head: str) -> str | None:
     klog = _KLOG_RE.search(text) is not None
     if klog and any(k in low for k in ("proxier", "winkernel", "server_others", "proxy/")):
         return "kube-proxy"
-    if "waiting for the network to be created" in low or (
-        klog and any(k in low for k in ("subnet manager", "found network config - backend type"))
-    ):
+    if klog and any(k in low for k in ("subnet manager", "found network config - backend type", "vxlan_windows")):
         return "flanneld"
-    if klog and any(k in low for k in ("kubelet", "kuberuntime", "cni.go", "kubelet_node_status")):
+    # A kubelet log may quote flanneld's "Waiting for the Network" (it waits on the same network):
+    # kubelet's own files win over that phrase.
+    if (klog or "log file created at" in low) and any(k in low for k in _KUBELET_MARKERS):
         return "kubelet"
+    if "waiting for the network to be created" in low:
+        return "flanneld"
     if klog and any(k in low for k in ("subnet.env", "vxlan", "host-gw", "flannel")):
         return "flanneld"
     return None

@@ -8,6 +8,7 @@ use it.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,60 @@ class Evidence:
         return cls(str(data["source"]), str(data.get("excerpt", "")), int(line) if line is not None else None)
 
 
+# First words of a line that is a command an SRE pastes, not an explanation.
+_COMMAND_START = re.compile(
+    r"^(?:[A-Z][a-z]+-[A-Z][A-Za-z]+\b|\$\w+\s*=|\[Environment\]|\.\\|[A-Za-z]:\\|"
+    r"(?:kubectl|nssm|sc\.exe|curl(?:\.exe)?|crictl|ctr|docker|hnsdiag|netsh|ipconfig|reg|"
+    r"tar|ping|nslookup|route|bcdedit|powershell|pwsh|icacls|sc)\s)"
+)
+
+
+def looks_like_command(line: str) -> bool:
+    return bool(_COMMAND_START.match(line.strip()))
+
+
+@dataclass(frozen=True)
+class FixStep:
+    """One step of a fix: what to do and why in words, and zero or more commands to paste, kept apart.
+
+    ``as_text`` is the step as one string (the explanation, then one command per line), which is
+    what ``findings/v1`` has always carried in ``fix``; ``from_text`` reads such a string back,
+    so findings written before steps existed still split into words and commands.
+    """
+
+    text: str
+    commands: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "commands": list(self.commands)}
+
+    def as_text(self) -> str:
+        return "\n".join(([self.text] if self.text else []) + list(self.commands))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FixStep:
+        return cls(str(data.get("text", "")), tuple(str(c) for c in data.get("commands") or []))
+
+    @classmethod
+    def from_text(cls, text: str) -> FixStep:
+        lines = [line for line in text.split("\n") if line.strip()]
+        if not lines:
+            return cls("")
+        if looks_like_command(lines[0]):
+            return cls("", tuple(lines))
+        head, rest = lines[0], lines[1:]
+        if not rest:
+            # "Explanation: Some-Command -With args" written on one line
+            match = re.match(r"^(.*?[.:])\s+((?:[A-Z][a-z]+-[A-Z]|kubectl |nssm |sc\.exe |crictl |hnsdiag ).*)$", head)
+            if match and looks_like_command(match.group(2)):
+                return cls(match.group(1).rstrip(":").rstrip() + ("." if match.group(1).endswith(":") else ""), (match.group(2),))
+        return cls(head, tuple(rest))
+
+
+def fix_steps(fix: tuple[FixStep | str, ...]) -> tuple[FixStep, ...]:
+    return tuple(step if isinstance(step, FixStep) else FixStep.from_text(step) for step in fix)
+
+
 @dataclass(frozen=True)
 class Fail:
     """What a check function yields when the node fails it.
@@ -90,7 +145,7 @@ class Fail:
 
     summary: str
     evidence: tuple[Evidence, ...] = ()
-    fix: tuple[str, ...] = ()
+    fix: tuple[FixStep | str, ...] = ()
     subject: str = ""
     title: str | None = None
 
@@ -114,10 +169,19 @@ class Finding:
     title: str
     summary: str
     evidence: tuple[Evidence, ...] = ()
-    fix: tuple[str, ...] = ()
+    fix: tuple[str, ...] = ()  # each step as one string: its explanation, then one command per line
     docs: str = DOCS_BASE
     subject: str = ""
     cluster: str = ""
+    steps: tuple[FixStep, ...] = ()  # the same steps with words and commands apart
+    caused_by: str = ""  # the check id of the finding on the same node that causes this one
+
+    def __post_init__(self) -> None:
+        # Either form may be given; each is derived from the other so both always agree.
+        if self.steps and not self.fix:
+            object.__setattr__(self, "fix", tuple(step.as_text() for step in self.steps))
+        elif self.fix and not self.steps:
+            object.__setattr__(self, "steps", tuple(FixStep.from_text(step) for step in self.fix))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -134,12 +198,15 @@ class Finding:
             "summary": self.summary,
             "evidence": [e.to_dict() for e in self.evidence],
             "fix": list(self.fix),
+            "fix_steps": [step.to_dict() for step in self.steps],
             "docs": self.docs,
         }
         if self.subject:
             out["subject"] = self.subject
         if self.cluster:
             out["cluster"] = self.cluster
+        if self.caused_by:
+            out["caused_by"] = self.caused_by
         return out
 
     @classmethod
@@ -152,10 +219,15 @@ class Finding:
             title=str(data.get("title", "")),
             summary=str(data.get("summary", "")),
             evidence=tuple(Evidence.from_dict(e) for e in data.get("evidence", [])),
-            fix=tuple(str(s) for s in data.get("fix", [])),
+            steps=(
+                tuple(FixStep.from_dict(s) for s in data["fix_steps"])
+                if isinstance(data.get("fix_steps"), list)
+                else tuple(FixStep.from_text(str(s)) for s in data.get("fix", []))
+            ),
             docs=str(data.get("docs", DOCS_BASE)),
             subject=str(data.get("subject", "")),
             cluster=str(data.get("cluster", "")),
+            caused_by=str(data.get("caused_by", "")),
         )
 
 

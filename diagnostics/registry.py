@@ -7,13 +7,14 @@ the check's id, severity, title and docs to make a ``Finding``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from diagnostics.model import DOCS_BASE, Evidence, Fail, Finding, Severity, Status, Unknown
+from diagnostics.model import DOCS_BASE, Evidence, Fail, Finding, Severity, Status, Unknown, fix_steps
 from diagnostics.snapshot import NodeSnapshot
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def _finding(spec: CheckSpec, snap: NodeSnapshot, outcome: Fail | Unknown) -> Fi
         outcome.summary,
         title=outcome.title or spec.title,
         evidence=outcome.evidence,
-        fix=outcome.fix,
+        fix=tuple(s if isinstance(s, str) else s.as_text() for s in outcome.fix),
+        steps=fix_steps(outcome.fix),
         subject=outcome.subject,
     )
 
@@ -110,5 +112,43 @@ def run_iter(snap: NodeSnapshot, only: Iterable[str] | None = None) -> Iterator[
             yield _finding(spec, snap, outcome)
 
 
+# Root causes: a failing finding (key) is explained by another failing finding on the same node
+# (value, first match wins). The effect then says "because of ..." and is shown under its cause.
+CAUSES: dict[str, tuple[str, ...]] = {
+    "hns.lb-policy-missing": ("hns.network-missing", "node.hns-crash", "node.hns-unresponsive"),
+    "hns.endpoint-state": ("hns.network-missing", "node.hns-crash", "node.hns-unresponsive"),
+    "hns.stale-remote-endpoints": ("hns.network-missing", "node.hns-crash"),
+    "hns.management-ip-mismatch": ("hns.network-missing",),
+    "image.os-version-mismatch": ("pause.image-incompatible",),
+    "flannel.subnet-env-missing": ("flannel.waiting-for-network", "node.components-not-running"),
+    "node.not-ready": ("node.components-not-running", "hns.network-missing", "flannel.subnet-env-missing"),
+    "network.service-vip-from-node": ("hns.lb-policy-missing",),
+    "pause.wincat-missing": ("pause.image-incompatible",),
+}
+
+
+def _explains(cause: Finding, effect: Finding) -> bool:
+    """Whether ``cause`` explains ``effect``; an OS mismatch is the pause image's only when seen on a sandbox."""
+    if effect.check == "image.os-version-mismatch":
+        lines = {(e.source, e.line) for e in cause.evidence}
+        return bool(effect.evidence) and all((e.source, e.line) in lines for e in effect.evidence)
+    return True
+
+
+def link_causes(findings: list[Finding]) -> list[Finding]:
+    """``findings`` of one node with ``caused_by`` set where another failing finding explains one."""
+    failing = {f.check: f for f in findings if f.status is Status.FAIL}
+    out = []
+    for finding in findings:
+        if finding.status is Status.FAIL and not finding.caused_by:
+            for cause_id in CAUSES.get(finding.check, ()):
+                cause = failing.get(cause_id)
+                if cause is not None and _explains(cause, finding):
+                    finding = dataclasses.replace(finding, caused_by=cause_id)
+                    break
+        out.append(finding)
+    return out
+
+
 def run(snap: NodeSnapshot, only: Iterable[str] | None = None) -> list[Finding]:
-    return list(run_iter(snap, only))
+    return link_causes(list(run_iter(snap, only)))

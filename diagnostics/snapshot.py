@@ -113,6 +113,8 @@ class NodeSnapshot:
     dynamic_ports: Fact[PortRange] | None = None
     excluded_ports: Fact[tuple[PortRange, ...]] | None = None
     connectivity: tuple[ConnectivityResult, ...] = ()
+    # The network mode text about this node expects ("l2bridge" / "overlay"), when nothing better says.
+    network_hint: Fact[str] | None = None
 
     # Known files by logical name: subnet.env, net-conf.json, cni.conf,
     # SourceVip.json, SourceVipRequest.json, containerd-config.toml.

@@ -1,11 +1,12 @@
 """``KubernetesSource``: a real API server, through the official ``kubernetes`` client.
 
-Configured from a kubeconfig file and context, or from the pod's ServiceAccount
-(in-cluster). Lists are paged and read as the API's JSON; watch events go
-through the client's own event decoding and model deserialization, and the
-source hands on the raw object (``raw_object``), which is what checks read.
-Errors become the seam's three kinds: ``Gone``, ``Forbidden`` (naming the
-permission) and ``Unavailable``.
+Configured from a kubeconfig file and context (a token, a token file, client
+certificates or an exec plugin), or from the pod's ServiceAccount (in-cluster).
+Credentials are read again whenever the API answers 401, so rotated tokens are
+picked up without a restart. Lists are paged and read as the API's JSON, one
+page at a time; watch events are read as JSON lines (the API's own objects,
+which is what checks read). Errors become the seam's kinds: ``Gone``,
+``Forbidden`` (naming the permission), ``Unauthorized`` and ``Unavailable``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.watch.watch import Watch, iter_resp_lines
+from kubernetes.watch.watch import iter_resp_lines
 
 from dashboard.cluster.resources import ENDPOINT_SLICES, EVENTS, NODES, PODS, SERVICES, Resource
-from dashboard.cluster.source import Forbidden, Gone, Listing, SourceError, Unavailable, WatchEvent
+from dashboard.cluster.source import Forbidden, Gone, Listing, Page, SourceError, Unauthorized, Unavailable, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -47,73 +48,138 @@ class KubernetesSource:
         """Read the configuration now; raise ``ValueError`` with the reason when it is unusable."""
         self.cluster = cluster
         self.watch_seconds = watch_seconds
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.in_cluster = in_cluster
+        if in_cluster:
+            self.description = "in-cluster ServiceAccount"
+        else:
+            where = f"kubeconfig {kubeconfig or '~/.kube/config'}"
+            self.description = where + (f" context {context}" if context else "")
+        self._lock = threading.Lock()
+        self._open: set[Any] = set()  # watch responses, closed by ``close``
+        self._closed = False
+        self._load()
+
+    def _load(self) -> None:
+        """(Re)read the kubeconfig or the ServiceAccount files and build the clients from them.
+
+        Called at start and again when the API answers 401: a rotated token (a TokenRequest
+        token in the kubeconfig, the kubelet-rotated in-cluster token) or an exec plugin's
+        new credentials are then used without a restart.
+        """
         configuration = client.Configuration()
         try:
-            if in_cluster:
+            if self.in_cluster:
                 config.load_incluster_config(client_configuration=configuration)
-                self.description = "in-cluster ServiceAccount"
             else:
-                config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-                self.description = f"kubeconfig {kubeconfig or '~/.kube/config'}" + (
-                    f" context {context}" if context else ""
+                config.load_kube_config(
+                    config_file=self.kubeconfig, context=self.context, client_configuration=configuration
                 )
         except (ConfigException, OSError, TypeError, ValueError) as exc:
-            where = "the in-cluster ServiceAccount" if in_cluster else f"kubeconfig {kubeconfig or '(default)'}"
-            context_text = f" context {context}" if context else ""
-            raise ValueError(f"cluster {cluster}: cannot use {where}{context_text}: {exc}") from None
+            where = (
+                "the in-cluster ServiceAccount" if self.in_cluster else f"kubeconfig {self.kubeconfig or '(default)'}"
+            )
+            context_text = f" context {self.context}" if self.context else ""
+            raise ValueError(f"cluster {self.cluster}: cannot use {where}{context_text}: {exc}") from None
         configuration.retries = 0  # the sync loop retries with backoff; urllib3 must not retry on its own
-        self.host = configuration.host
-        self.api = client.ApiClient(configuration)
-        self.core = client.CoreV1Api(self.api)
-        self.discovery = client.DiscoveryV1Api(self.api)
-        self.versions = client.VersionApi(self.api)
-        self._list_funcs: dict[str, Callable[..., Any]] = {
-            NODES.kind: self.core.list_node,
-            PODS.kind: self.core.list_pod_for_all_namespaces,
-            EVENTS.kind: self.core.list_event_for_all_namespaces,
-            SERVICES.kind: self.core.list_service_for_all_namespaces,
-            ENDPOINT_SLICES.kind: self.discovery.list_endpoint_slice_for_all_namespaces,
+        api = client.ApiClient(configuration)
+        core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+        list_funcs: dict[str, Callable[..., Any]] = {
+            NODES.kind: core.list_node,
+            PODS.kind: core.list_pod_for_all_namespaces,
+            EVENTS.kind: core.list_event_for_all_namespaces,
+            SERVICES.kind: core.list_service_for_all_namespaces,
+            ENDPOINT_SLICES.kind: discovery.list_endpoint_slice_for_all_namespaces,
         }
-        self._model = {
-            NODES.kind: "V1Node",
-            PODS.kind: "V1Pod",
-            EVENTS.kind: "CoreV1Event",
-            SERVICES.kind: "V1Service",
-            ENDPOINT_SLICES.kind: "V1EndpointSlice",
-        }
+        with self._lock:
+            self.host = configuration.host
+            self.api, self.core, self.versions = api, core, client.VersionApi(api)
+            self._list_funcs = list_funcs
+
+    def _call(self, make: Callable[[], Any], resource: Resource | None, verb: str) -> Any:
+        """``make()``; on 401 read the credentials again and retry once; errors become ``SourceError``."""
+        for attempt in (1, 2):
+            try:
+                return make()
+            except ApiException as exc:
+                if exc.status == 401 and attempt == 1:
+                    log.info("%s: the API server answered 401; reading %s again", self.cluster, self.description)
+                    try:
+                        self._load()
+                    except ValueError as reload_error:
+                        raise Unavailable(str(reload_error)) from None
+                    continue
+                raise self._translate(exc, resource, verb) from exc
+            except Exception as exc:
+                raise self._translate(exc, resource, verb) from exc
+        raise AssertionError("unreachable")
+
+    def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """One call of the API by path (JSON in, JSON out), with the source's credentials and errors."""
+
+        def make() -> Any:
+            serialized = self.api.param_serialize(
+                method,
+                path,
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(*serialized, _request_timeout=(CONNECT_TIMEOUT, 30))
+            response.read()
+            if not 200 <= response.status < 300:
+                raise ApiException(http_resp=response)
+            return response
+
+        response = self._call(make, None, method.lower())
+        parsed: dict[str, Any] = json.loads(response.data)
+        return parsed
 
     def server_version(self) -> str:
-        try:
-            info = self.versions.get_code(_request_timeout=(CONNECT_TIMEOUT, 30))
-        except Exception as exc:
-            raise self._translate(exc, None, "get") from exc
+        info = self._call(lambda: self.versions.get_code(_request_timeout=(CONNECT_TIMEOUT, 30)), None, "get")
         return str(info.git_version or "")
 
-    def list(self, resource: Resource) -> Listing:
+    def pages(self, resource: Resource) -> Iterator[Page]:
         """Every object, in pages of ``PAGE`` (a consistent snapshot: the pages share one resource version)."""
-        func = self._list_funcs[resource.kind]
-        items: list[dict[str, Any]] = []
         token: str | None = None
         version = ""
         while True:
+
+            def make(token: str | None = token) -> Any:
+                return self._list_funcs[resource.kind](
+                    limit=PAGE, _continue=token, _preload_content=False, _request_timeout=(10, 120)
+                )
+
+            response = self._call(make, resource, "list")
             try:
-                response = func(limit=PAGE, _continue=token, _preload_content=False, _request_timeout=(10, 120))
                 body = json.loads(response.data)
-            except Exception as exc:
+            except ValueError as exc:
                 raise self._translate(exc, resource, "list") from exc
-            items.extend(body.get("items") or [])
             meta = body.get("metadata") or {}
             version = str(meta.get("resourceVersion") or version)
             token = meta.get("continue") or None
+            items = body.get("items") or []
+            del body, response
+            yield Page(items=items, resource_version=version, last=not token)
             if not token:
-                return Listing(items=items, resource_version=version)
+                return
+
+    def list(self, resource: Resource) -> Listing:
+        """Every object at once (tests and tools; the watcher applies ``pages`` one by one)."""
+        items: list[dict[str, Any]] = []
+        version = ""
+        for page in self.pages(resource):
+            items.extend(page.items)
+            version = page.resource_version
+        return Listing(items=items, resource_version=version)
 
     def watch(self, resource: Resource, resource_version: str, stop: threading.Event) -> Iterator[WatchEvent]:
-        func = self._list_funcs[resource.kind]
         # Spread the servers' stream ends over time, as client-go does.
         seconds = int(self.watch_seconds * (1 + random.random() * 0.25))
-        try:
-            response = func(
+
+        def make() -> Any:
+            return self._list_funcs[resource.kind](
                 watch=True,
                 resource_version=resource_version,
                 allow_watch_bookmarks=True,
@@ -121,50 +187,48 @@ class KubernetesSource:
                 _preload_content=False,
                 _request_timeout=(CONNECT_TIMEOUT, seconds + 30),
             )
-        except Exception as exc:
-            raise self._translate(exc, resource, "watch") from exc
-        decoder = Watch()
-        decoder._api_client = self.api
-        model = self._model[resource.kind]
+
+        response = self._call(make, resource, "watch")
+        with self._lock:
+            if self._closed:
+                response.close()
+                return
+            self._open.add(response)
         try:
             yield WatchEvent("OPEN", {})
             for line in iter_resp_lines(response):
                 if stop.is_set():
                     return
-                event = self._decode(decoder, line, model)
+                event = _decode(line)
                 if event is None:
                     continue
                 if event["type"] == "ERROR":
-                    raise self._status_error(event["raw_object"], resource)
-                yield WatchEvent(str(event["type"]), event["raw_object"])
+                    raise self._status_error(event["object"], resource)
+                yield WatchEvent(str(event["type"]), event["object"])
         except SourceError:
             raise
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # The stream broke after it was open: watch again from the last version;
             # if the server is really down, opening the next watch says so.
-            log.info("%s: %s watch stream ended: %s", self.cluster, resource.plural, exc)
+            if not stop.is_set():
+                log.debug("%s: %s watch stream ended: %s", self.cluster, resource.plural, exc)
+                yield WatchEvent("CLOSED", {})
         finally:
+            with self._lock:
+                self._open.discard(response)
             response.close()
             response.release_conn()
 
-    @staticmethod
-    def _decode(decoder: Watch, line: str, model: str) -> dict[str, Any] | None:
-        """One line of a watch stream, through the client's decoding (which builds the model too)."""
-        try:
-            event: dict[str, Any] | None = decoder.unmarshal_event(line, model)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            # An object the client's models reject (a newer API field, a missing required one):
-            # keep the API's JSON, which is what checks read anyway.
-            log.warning("watch event the client could not deserialize (%s); using its JSON", exc)
+    def close(self) -> None:
+        """Cut every open watch stream (their threads then end at once instead of at the stream's timeout)."""
+        with self._lock:
+            self._closed = True
+            responses = list(self._open)
+        for response in responses:
             try:
-                event = json.loads(line)
-            except ValueError:
-                return None
-            if isinstance(event, dict) and "object" in event:
-                event["raw_object"] = event["object"]
-        if not isinstance(event, dict) or "type" not in event or not isinstance(event.get("raw_object"), dict):
-            return None
-        return event
+                response.shutdown()
+            except Exception:  # closing is best effort; the threads are daemons
+                log.debug("could not shut a watch stream", exc_info=True)
 
     def _status_error(self, status: dict[str, Any], resource: Resource) -> SourceError:
         code = int(status.get("code") or 0)
@@ -173,7 +237,22 @@ class KubernetesSource:
             return Gone(message)
         if code == 403:
             return Forbidden(resource, "watch", message)
+        if code == 401:
+            self._reload_quietly()
+            return Unauthorized(self._unauthorized())
         return Unavailable(f"watching {resource.plural} failed: {code} {message}".strip())
+
+    def _reload_quietly(self) -> None:
+        try:
+            self._load()
+        except ValueError:
+            log.warning("%s: cannot read %s again", self.cluster, self.description, exc_info=True)
+
+    def _unauthorized(self) -> str:
+        return (
+            f"Unauthorized: the API server at {self.host} rejected the credentials of {self.description} "
+            "(read again after the first refusal)."
+        )
 
     def _translate(self, exc: BaseException, resource: Resource | None, verb: str) -> SourceError:
         what = resource.plural if resource is not None else "the server version"
@@ -184,9 +263,7 @@ class KubernetesSource:
             if exc.status == 403 and resource is not None:
                 return Forbidden(resource, verb, detail)
             if exc.status == 401:
-                return Unavailable(
-                    f"Unauthorized: the API server at {self.host} rejected the credentials of {self.description}."
-                )
+                return Unauthorized(self._unauthorized())
             if exc.status == 0:
                 return Unavailable(f"cannot reach the API server at {self.host}: {exc.reason}")
             return Unavailable(f"{verb} {what}: the API server answered {exc.status} {exc.reason}. {detail}".strip())
@@ -195,6 +272,18 @@ class KubernetesSource:
         if isinstance(exc, ValueError):
             return Unavailable(f"{verb} {what}: the API server's answer cannot be read: {exc}")
         return Unavailable(f"{verb} {what}: {type(exc).__name__}: {exc}")
+
+
+def _decode(line: str) -> dict[str, Any] | None:
+    """One line of a watch stream: ``{"type": ..., "object": {...}}``, or None when it is not one."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        log.warning("a watch stream line that is not JSON: %.200s", line)
+        return None
+    if not isinstance(event, dict) or "type" not in event or not isinstance(event.get("object"), dict):
+        return None
+    return event
 
 
 def _status_message(exc: ApiException) -> str:

@@ -90,9 +90,30 @@ def object_key(kind: str, namespace: str, name: str) -> str:
     return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
 
 
-def trimmed(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without ``metadata.managedFields`` (large, and no check reads it)."""
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def trimmed(obj: dict[str, Any], *, kept: bool = True) -> dict[str, Any]:
+    """What the store keeps of an object: what checks and pages read, not what only costs memory.
+
+    Always without ``metadata.managedFields`` and kubectl's last-applied copy of the object;
+    a Node also without ``status.images`` (every image on the node, often hundreds). A Node
+    that is not Windows (``kept=False``) keeps only its name, labels and ``nodeInfo``: no
+    check reads more of it, and in a large cluster most nodes are such nodes.
+    """
     meta = obj.get("metadata")
-    if isinstance(meta, dict) and "managedFields" in meta:
-        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    meta = meta if isinstance(meta, dict) else {}
+    if not kept:
+        keep = {k: meta[k] for k in ("name", "uid", "resourceVersion", "labels") if k in meta}
+        info = (obj.get("status") or {}).get("nodeInfo")
+        return {"kind": obj.get("kind", "Node"), "metadata": keep, "status": {"nodeInfo": info} if info else {}}
+    annotations = meta.get("annotations")
+    if "managedFields" in meta or (isinstance(annotations, dict) and LAST_APPLIED in annotations):
+        meta = {k: v for k, v in meta.items() if k != "managedFields"}
+        if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+            meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+        obj = {**obj, "metadata": meta}
+    status = obj.get("status")
+    if isinstance(status, dict) and "images" in status:
+        obj = {**obj, "status": {k: v for k, v in status.items() if k != "images"}}
     return obj

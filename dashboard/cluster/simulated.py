@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.cluster.resources import BY_KIND, RESOURCES, Resource, obj_meta
-from dashboard.cluster.source import Gone, Listing, SourceError, WatchEvent
+from dashboard.cluster.source import Gone, Listing, Page, SourceError, WatchEvent
 
 RECORDED = Path(__file__).resolve().parent / "recorded"
 FILES = {"Node": "nodes.json", "Pod": "pods.json", "Event": "events.json", "Service": "services.json",
          "EndpointSlice": "endpointslices.json"}  # fmt: skip
+PAGE = 500  # objects per page of a list, as the watcher asks a real API server
 HISTORY = 10_000  # watch events kept per kind; older resource versions get Gone
 
 
@@ -90,6 +91,15 @@ class SimulatedSource:
             # readers must not change them, and ``apply`` replaces objects rather than editing them.
             items = list(self._objects[resource.kind].values())
             return Listing(items=items, resource_version=str(self._rv))
+
+    def pages(self, resource: Resource) -> Iterator[Page]:
+        listing = self.list(resource)
+        for start in range(0, max(len(listing.items), 1), PAGE):
+            last = start + PAGE >= len(listing.items)
+            yield Page(items=listing.items[start : start + PAGE], resource_version=listing.resource_version, last=last)
+
+    def close(self) -> None:
+        """Nothing to cut: simulated watches look at ``stop`` every 0.1 s."""
 
     def watch(self, resource: Resource, resource_version: str, stop: threading.Event) -> Iterator[WatchEvent]:
         self._check(resource)

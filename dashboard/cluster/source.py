@@ -34,6 +34,15 @@ class Listing:
     resource_version: str  # of the list: watch from here
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a list; the pages of one list share its resource version (the last page's is the list's)."""
+
+    items: list[dict[str, Any]]
+    resource_version: str
+    last: bool
+
+
 class SourceError(Exception):
     """A source failed; ``str()`` is a message for people (shown on the fleet page)."""
 
@@ -44,6 +53,10 @@ class Gone(SourceError):
 
 class Unavailable(SourceError):
     """The API server cannot be reached or answered with a server error; retry with backoff."""
+
+
+class Unauthorized(Unavailable):
+    """401: the credentials were refused (read again first); retried like ``Unavailable``."""
 
 
 class Forbidden(SourceError):
@@ -75,10 +88,24 @@ class ClusterSource(Protocol):
         """Every object of the kind, in all namespaces."""
         ...
 
+    def pages(self, resource: Resource) -> Iterator[Page]:
+        """The same list, one page at a time (at least one page, the last with ``last=True``).
+
+        A caller that applies each page before asking for the next never holds the whole list.
+        """
+        ...
+
     def watch(self, resource: Resource, resource_version: str, stop: threading.Event) -> Iterator[WatchEvent]:
         """Changes after ``resource_version`` until the server ends the stream or ``stop`` is set.
 
         Raises ``Gone`` when ``resource_version`` is too old, ``Unavailable`` or
         ``Forbidden`` as their names say. Returning normally means: watch again.
+        The first event is ``OPEN`` (the watch was accepted); a stream that breaks
+        after it was open ends with ``CLOSED`` (the connection may have been lost:
+        a good moment to ask the server's version again).
         """
+        ...
+
+    def close(self) -> None:
+        """Abort open watch streams at once (the watcher is stopping); later calls may fail."""
         ...

@@ -99,6 +99,18 @@ def _peer_signature(node: dict[str, Any]) -> str:
     return "|".join([*(str(info.get(k, "")) for k in keys), str(labels.get("node.kubernetes.io/windows-build", ""))])
 
 
+@dataclass
+class _Listing:
+    """What a list in progress has stored so far (keys and indexes only: its objects are in the database)."""
+
+    keys: set[tuple[str, str]] = field(default_factory=set)
+    pods: dict[tuple[str, str], str] = field(default_factory=dict)
+    nodes: set[str] = field(default_factory=set)
+    node_signatures: dict[str, str] = field(default_factory=dict)
+    peer_signatures: dict[str, str] = field(default_factory=dict)
+    changed: list[Node] = field(default_factory=list)
+
+
 class Store:
     """The database copy of one cluster's API objects. Not thread-safe: one writer thread per store."""
 
@@ -110,6 +122,7 @@ class Store:
         self.peer_signatures: dict[str, str] = {}
         self.pods: dict[tuple[str, str], str] = {}  # stored pods -> node name ("" when not bound)
         self.events: set[tuple[str, str]] = set()
+        self._listing: dict[str, _Listing] = {}
 
     # -- classification -----------------------------------------------------
 
@@ -152,26 +165,29 @@ class Store:
             node_name=node_name,
             ref=ref,
             windows=windows,
-            data=trimmed(obj),
+            data=trimmed(obj, kept=windows or resource is not NODES),
             updated_at=timezone.now(),
         )
 
-    # -- a full list ----------------------------------------------------------
+    # -- a full list, page by page --------------------------------------------
 
-    def replace(self, resource: Resource, listing: Listing) -> Affected:
-        """Make the stored objects of ``resource`` exactly the listed ones (after a list or a relist)."""
-        affected = Affected()
+    def begin_list(self, resource: Resource) -> None:
+        """A list of ``resource`` starts: pages follow (``add_page``), then ``finish_list``.
+
+        A list that breaks off is simply begun again: its pages were current objects, and
+        what the list no longer holds is deleted only when a list finishes.
+        """
+        self._listing[resource.kind] = _Listing()
+
+    def add_page(self, resource: Resource, items: list[dict[str, Any]]) -> None:
+        """Store one page of the list begun last for ``resource``."""
+        listing = self._listing.setdefault(resource.kind, _Listing())
         rows: list[ApiObject] = []
-        for obj in listing.items:
+        for obj in items:
             row = self._row(resource, obj)
             if row is not None:
                 rows.append(row)
-        keep = {(r.namespace, r.name) for r in rows}
         with transaction.atomic():
-            existing = ApiObject.objects.filter(cluster=self.cluster, kind=resource.kind)
-            stale = [pk for pk, ns, name in existing.values_list("pk", "namespace", "name") if (ns, name) not in keep]
-            for start in range(0, len(stale), BATCH):
-                ApiObject.objects.filter(pk__in=stale[start : start + BATCH]).delete()
             for start in range(0, len(rows), BATCH):
                 ApiObject.objects.bulk_create(
                     rows[start : start + BATCH],
@@ -179,30 +195,53 @@ class Store:
                     unique_fields=["cluster", "kind", "namespace", "name"],
                     update_fields=_UPDATED_FIELDS,
                 )
+        listing.keys.update((r.namespace, r.name) for r in rows)
         if resource is NODES:
-            affected |= self._replace_nodes(rows)
+            windows = [r for r in rows if r.windows]
+            for row in windows:
+                listing.node_signatures[row.name] = _node_signature(row.data)
+                listing.peer_signatures[row.name] = _peer_signature(row.data)
+            listing.changed.extend(self._mirror_nodes(windows))
+        elif resource is PODS:
+            listing.pods.update({(r.namespace, r.name): r.node_name for r in rows})
+        elif resource is EVENTS:
+            listing.nodes.update(r.node_name for r in rows if r.node_name)
+
+    def finish_list(self, resource: Resource) -> Affected:
+        """The list is complete: delete what it did not hold and return what it affects."""
+        listing = self._listing.pop(resource.kind, None) or _Listing()
+        keep = listing.keys
+        existing = ApiObject.objects.filter(cluster=self.cluster, kind=resource.kind)
+        stale = [pk for pk, ns, name in existing.values_list("pk", "namespace", "name") if (ns, name) not in keep]
+        with transaction.atomic():
+            for start in range(0, len(stale), BATCH):
+                ApiObject.objects.filter(pk__in=stale[start : start + BATCH]).delete()
+        affected = Affected()
+        if resource is NODES:
+            self.windows_nodes = set(listing.node_signatures)
+            self.node_signatures = listing.node_signatures
+            self.peer_signatures = listing.peer_signatures
+            gone = Node.objects.filter(cluster=self.cluster, in_api=True).exclude(name__in=self.windows_nodes)
+            self.notify(listing.changed + self._mark_gone(list(gone)))
+            affected = Affected(nodes=set(self.windows_nodes), peers=True)
         elif resource is PODS:
             before = self.pods
-            self.pods = {(r.namespace, r.name): r.node_name for r in rows}
+            self.pods = listing.pods
             affected.pods = set(before) | set(self.pods)
             affected.nodes = {n for n in (*before.values(), *self.pods.values()) if n in self.windows_nodes}
         elif resource is EVENTS:
             self.events = keep
-            affected.nodes = {r.node_name for r in rows if r.node_name}
+            affected.nodes = listing.nodes
         else:
             affected.endpoints = True
         return affected
 
-    def _replace_nodes(self, rows: list[ApiObject]) -> Affected:
-        windows = [r for r in rows if r.windows]
-        self.windows_nodes = {r.name for r in windows}
-        self.node_signatures = {r.name: _node_signature(r.data) for r in windows}
-        self.peer_signatures = {r.name: _peer_signature(r.data) for r in windows}
-        changed = self._mirror_nodes(windows)
-        gone = Node.objects.filter(cluster=self.cluster, in_api=True).exclude(name__in=self.windows_nodes)
-        changed += self._mark_gone(list(gone))
-        self.notify(changed)
-        return Affected(nodes=set(self.windows_nodes), peers=True)
+    def replace(self, resource: Resource, listing: Listing) -> Affected:
+        """Make the stored objects of ``resource`` exactly the listed ones (a whole list at once)."""
+        self.begin_list(resource)
+        for start in range(0, len(listing.items), BATCH):
+            self.add_page(resource, listing.items[start : start + BATCH])
+        return self.finish_list(resource)
 
     # -- one watch event -------------------------------------------------------
 

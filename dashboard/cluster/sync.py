@@ -3,15 +3,26 @@
 Per cluster, one thread per kind does the network part (list, then watch from
 the list's resource version, resume after a dropped connection, list again after
 ``Gone``, back off while the API is down or forbids) and hands what it gets to
-one writer thread. The writer applies it to the ``Store`` in order, keeps the
-cluster's ``SourceState`` current, and after a short pause re-diagnoses what the
-changes affect. A cluster that is down only stalls its own threads.
+one writer thread; one more thread asks the server's version (at start, after a
+reconnection, and every few minutes). The writer applies it all to the ``Store``
+in order, keeps the cluster's ``SourceState`` current, and after a short pause
+re-diagnoses what the changes affect. A cluster that is down only stalls its own
+threads.
+
+The start is ordered: Pods are listed once the Nodes list has been read, Events
+once the Pods list has, because what is kept of them depends on those (a Pod on a
+Windows node, an Event about a kept Pod). So a restart with no change in the
+cluster stores the same objects and changes no finding. Lists go to the writer
+page by page. Retries share one schedule per cluster (capped at 30 s, jittered,
+one log line per step), and a 403 right after the server was unreachable is
+shown as the server starting until it persists.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,8 +40,8 @@ from dashboard.cluster.diagnose import (
     diagnose_nodes,
 )
 from dashboard.cluster.models import SourceState
-from dashboard.cluster.resources import NODES, RESOURCES, Resource
-from dashboard.cluster.source import ClusterSource, Forbidden, Gone, Listing, SourceError, Unavailable, WatchEvent
+from dashboard.cluster.resources import EVENTS, NODES, PODS, RESOURCES, Resource
+from dashboard.cluster.source import ClusterSource, Forbidden, Gone, SourceError, Unavailable, WatchEvent
 from dashboard.cluster.store import Affected, Store
 
 log = logging.getLogger(__name__)
@@ -40,17 +51,78 @@ log = logging.getLogger(__name__)
 class Timing:
     """How the sync paces itself; tests shorten everything."""
 
-    backoff_first: float = 1.0  # seconds before the first retry after an error
-    backoff_max: float = 60.0
+    backoff_first: float = 0.8  # seconds before the first retry after an error (client-go's 800 ms)
+    backoff_max: float = 30.0  # client-go's cap; each wait is jittered between half and all of it
     settle: float = 0.3  # wait this long after a change before diagnosing, to batch a burst
     cluster_wide_every: float = 10.0  # at most one re-run of the cluster-wide checks this often
     state_every: float = 5.0  # at most one write of last_event_at this often
+    version_every: float = 300.0  # ask the server's version this often (and at every reconnect)
+    # A 403 this soon after the API server was unreachable is a server whose authorization
+    # caches are still loading (kube-apiserver answers so for a few seconds after a start).
+    starting_grace: float = 30.0
+    stop_within: float = 1.0  # after stop, wait at most this long for the network threads
+
+
+class Starting(Unavailable):
+    """A 403 right after the API server was unreachable: it is starting; retried like ``Unavailable``."""
+
+    def __init__(self, forbidden: Forbidden) -> None:
+        self.forbidden = forbidden
+        super().__init__(
+            f"The API server is starting: it refused to {forbidden.permission} right after it was unreachable, "
+            "as it does until its authorization caches are loaded."
+        )
+
+
+class _Backoff:
+    """One retry schedule for a source's connection: every kind waits for the same next try.
+
+    The first kind that fails in a step starts the step and writes the one log line
+    of it; kinds that fail within the step wait for the same moment. A kind that gets
+    through ends the schedule, which wakes the others at once.
+    """
+
+    def __init__(self, timing: Timing, cluster: str) -> None:
+        self.timing = timing
+        self.cluster = cluster
+        self._lock = threading.Lock()
+        self._delay = 0.0
+        self.next_try = 0.0
+        self.last_unavailable = -1e9
+
+    def failed(self, error: SourceError) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not isinstance(error, Starting) and isinstance(error, Unavailable):
+                self.last_unavailable = now
+            if now < self.next_try:
+                return  # this step is already counted and logged
+            self._delay = min(self._delay * 2, self.timing.backoff_max) if self._delay else self.timing.backoff_first
+            wait = self._delay * (0.5 + random.random() / 2)
+            self.next_try = now + wait
+        log.warning("%s: %s Retrying in %.1f s.", self.cluster, str(error).rstrip("."), wait)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._delay, self.next_try = 0.0, 0.0
+
+    def wait(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            remaining = self.next_try - time.monotonic()
+            if remaining <= 0:
+                return
+            stop.wait(min(remaining, 0.1))
 
 
 @dataclass
 class _Kind:
     listed: bool = False
     error: SourceError | None = None
+
+
+# Which kinds' lists must be read before a kind's own list: a Pod is kept when its node is a
+# Windows node, an Event when the pod or node it is about is kept.
+AFTER: dict[str, tuple[str, ...]] = {PODS.kind: (NODES.kind,), EVENTS.kind: (NODES.kind, PODS.kind)}
 
 
 @dataclass
@@ -69,49 +141,118 @@ class ClusterSync:
         self.inbox: queue.Queue[tuple[str, Resource | None, Any]] = queue.Queue()
         self.kinds = {r.kind: _Kind() for r in RESOURCES}
         self.threads: list[threading.Thread] = []
+        self.backoff = _Backoff(self.timing, self.source.cluster)
+        # Set once a kind's first list has been read whole (or failed for lack of permission):
+        # the kinds of ``AFTER`` wait for it before listing.
+        self.first_list = {r.kind: threading.Event() for r in RESOURCES}
+        self.relist_wanted = {r.kind: threading.Event() for r in RESOURCES}
+        self.version_wanted = threading.Event()
+        self._early: dict[str, bool] = {}  # kinds listed before the kinds of ``AFTER`` they depend on
+        self._synced = False  # a list completed since the state was last written
 
-    # -- the network side: one thread per kind ----------------------------------------
+    # -- the network side: one thread per kind, one for the version ---------------------
 
     def _watch_kind(self, resource: Resource) -> None:
         resource_version = ""
-        delay = self.timing.backoff_first
+        forbidden_delay = 0.0
+        reconnecting = False
         while not self.stop.is_set():
             try:
+                if self.relist_wanted[resource.kind].is_set():
+                    self.relist_wanted[resource.kind].clear()
+                    resource_version = ""
                 if not resource_version:
-                    if resource is NODES:
-                        self.inbox.put(("version", None, self._server_version()))
-                    listing = self.source.list(resource)
-                    self.inbox.put(("listed", resource, listing))
-                    resource_version = listing.resource_version
+                    self._wait_for_earlier_lists(resource)
+                    if self.stop.is_set():
+                        return
+                    resource_version = self._list(resource)
+                    if self.stop.is_set():
+                        return
+                    self.first_list[resource.kind].set()
                 for event in self.source.watch(resource, resource_version, self.stop):
                     if event.type == "OPEN":
                         self.inbox.put(("ok", resource, None))
-                        delay = self.timing.backoff_first
+                        self.backoff.succeeded()
+                        forbidden_delay = 0.0
+                        if reconnecting:
+                            self.version_wanted.set()  # a new connection may be a new (upgraded) server
+                        reconnecting = False
+                        continue
+                    if event.type == "CLOSED":
+                        reconnecting = True
                         continue
                     if event.resource_version:
                         resource_version = event.resource_version
                     if event.type != "BOOKMARK":
                         self.inbox.put(("event", resource, event))
+                    if self.relist_wanted[resource.kind].is_set():
+                        break
             except Gone:
                 log.info("%s: %s watch expired; listing again", self.source.cluster, resource.plural)
                 resource_version = ""
-            except SourceError as exc:
+            except Forbidden as exc:
+                reconnecting = True
+                if time.monotonic() - self.backoff.last_unavailable < self.timing.starting_grace:
+                    starting = Starting(exc)
+                    self.inbox.put(("error", resource, starting))
+                    self.backoff.failed(starting)
+                    self.backoff.wait(self.stop)
+                    continue
+                self.first_list[resource.kind].set()  # kinds listed after this one must not wait for it
                 self.inbox.put(("error", resource, exc))
-                self.stop.wait(delay)
-                delay = min(delay * 2, self.timing.backoff_max)
+                forbidden_delay = (
+                    min(forbidden_delay * 2, self.timing.backoff_max) if forbidden_delay else self.timing.backoff_first
+                )
+                wait = forbidden_delay * (0.5 + random.random() / 2)
+                log.warning("%s: %s Retrying in %.1f s.", self.source.cluster, str(exc).rstrip("."), wait)
+                self.stop.wait(wait)
+            except SourceError as exc:
+                reconnecting = True
+                self.inbox.put(("error", resource, exc))
+                self.backoff.failed(exc)
+                self.backoff.wait(self.stop)
             except Exception as exc:  # a bug or an unexpected reply must not end the watch for good
+                reconnecting = True
                 log.exception("%s: watching %s failed", self.source.cluster, resource.plural)
-                self.inbox.put(("error", resource, Unavailable(f"{type(exc).__name__}: {exc}")))
-                self.stop.wait(delay)
-                delay = min(delay * 2, self.timing.backoff_max)
+                error = Unavailable(f"{type(exc).__name__}: {exc}")
+                self.inbox.put(("error", resource, error))
+                self.backoff.failed(error)
+                self.backoff.wait(self.stop)
 
-    def _server_version(self) -> str:
-        """The API server's version; checks that need it say "unknown" when it cannot be read."""
-        try:
-            return self.source.server_version()
-        except Unavailable as exc:
-            log.warning("%s: no server version: %s", self.source.cluster, exc)
-            return ""
+    def _wait_for_earlier_lists(self, resource: Resource) -> None:
+        for kind in AFTER.get(resource.kind, ()):
+            while not self.stop.is_set() and not self.first_list[kind].wait(0.1):
+                pass
+
+    def _list(self, resource: Resource) -> str:
+        """Hand the writer the list of ``resource`` page by page; return its resource version.
+
+        Each page waits until the writer has stored the one before, so at most two pages
+        are held at a time, whatever the size of the cluster.
+        """
+        previous: threading.Event | None = None
+        version = ""
+        self.inbox.put(("begin", resource, None))
+        for page in self.source.pages(resource):
+            done = threading.Event()
+            self.inbox.put(("page", resource, (page.items, done)))
+            version = page.resource_version
+            while previous is not None and not previous.wait(0.1):
+                if self.stop.is_set():
+                    return version
+            previous = done
+        self.inbox.put(("listed", resource, version))
+        return version
+
+    def _watch_version(self) -> None:
+        """The server's version: at start, after every reconnection, and every ``version_every`` seconds."""
+        while not self.stop.is_set():
+            try:
+                self.inbox.put(("version", None, self.source.server_version()))
+            except SourceError as exc:
+                self.inbox.put(("version-failed", None, exc))
+            self.version_wanted.wait(self.timing.version_every)
+            self.version_wanted.clear()  # (``run`` sets it to wake this thread when stopping)
 
     # -- the writer --------------------------------------------------------------------------
 
@@ -120,8 +261,13 @@ class ClusterSync:
             self._run()
         finally:
             self.stop.set()
+            self.version_wanted.set()
+            close = getattr(self.source, "close", None)
+            if close is not None:
+                close()  # ends the watch streams now rather than at their timeout
+            deadline = time.monotonic() + self.timing.stop_within
             for thread in self.threads:
-                thread.join(timeout=5)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
             try:
                 self.store.set_state(SourceState.STOPPED, "The watcher stopped.")
             except Exception:
@@ -131,6 +277,8 @@ class ClusterSync:
     def _run(self) -> None:
         resource: Resource | None
         self.store = Store(self.source.cluster)
+        self.version_known: str | None = None  # None: not asked yet
+        self.version_note = ""
         self.store.set_state(
             SourceState.CONNECTING,
             f"Connecting to {self.source.description}.",
@@ -138,13 +286,9 @@ class ClusterSync:
             cluster_cidr=self.cluster_cidr,
             service_cidr=self.service_cidr,
         )
+        self._start_thread(self._watch_version, "version")
         for resource in RESOURCES:
-            thread = threading.Thread(
-                target=self._watch_kind, args=(resource,), name=f"watch {self.source.cluster} {resource.plural}"
-            )
-            thread.daemon = True
-            thread.start()
-            self.threads.append(thread)
+            self._start_thread(self._watch_kind, resource.plural, resource)
         pending = Affected()
         pending_since = 0.0
         full_sync_pending = True
@@ -172,8 +316,8 @@ class ClusterSync:
                 if not self.inbox.empty() and drained < 1000:
                     continue  # drain a burst before diagnosing
             drained = 0
-            if not all(k.listed for k in self.kinds.values()):
-                continue  # diagnose only once every kind is known
+            if not all(k.listed for k in self.kinds.values()) or self.version_known is None:
+                continue  # diagnose only once every kind (and the server's version) is known
             if full_sync_pending:
                 full_sync_pending = False
                 pending = Affected(nodes=set(self.store.windows_nodes), pods=set(self.store.pods))
@@ -190,31 +334,76 @@ class ClusterSync:
                 pending = Affected(endpoints=pending.endpoints and not wide, peers=pending.peers and not wide)
                 pending_since = now
 
+    def _start_thread(self, target: Callable[..., None], what: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"watch {self.source.cluster} {what}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
     def _handle(self, what: str, resource: Resource | None, payload: Any) -> tuple[Affected, bool]:
-        """Apply one message from a kind's thread; return what it affects and whether the state changed."""
+        """Apply one message from a network thread; return what it affects and whether the state changed."""
         if what == "version":
-            SourceState.objects.filter(cluster=self.store.cluster).update(server_version=str(payload)[:64])
-            return Affected(peers=True), False
+            return self._version(str(payload)[:64])
+        if what == "version-failed":
+            return self._version_failed(payload)
         assert resource is not None
         kind = self.kinds[resource.kind]
         if what == "error":
             changed = kind.error is None or str(kind.error) != str(payload)
             kind.error = payload
-            log.warning("%s: %s: %s", self.source.cluster, resource.plural, payload)
             return Affected(), changed
+        if what == "begin":
+            self.store.begin_list(resource)
+            return Affected(), False
+        if what == "page":
+            items, done = payload
+            try:
+                self.store.add_page(resource, items)
+            finally:
+                done.set()
+            return Affected(), False
         recovered = kind.error is not None
         kind.error = None
         if what == "listed":
-            assert isinstance(payload, Listing)
-            first = not all(k.listed for k in self.kinds.values())
             kind.listed = True
-            affected = self.store.replace(resource, payload)
-            done = all(k.listed for k in self.kinds.values())
-            return affected, recovered or (first and done)
+            self._synced = True
+            affected = self.store.finish_list(resource)
+            # A kind listed before the kinds it depends on (their permission was missing) kept too
+            # little: now that they are known, it is listed again and its objects classified again.
+            self._early[resource.kind] = any(not self.kinds[k].listed for k in AFTER.get(resource.kind, ()))
+            for later, earlier in AFTER.items():
+                if resource.kind in earlier and self._early.get(later):
+                    self._early[later] = False
+                    self.relist_wanted[later].set()
+            return affected, True  # a complete list is a sync: its time is shown
         if what == "event":
             assert isinstance(payload, WatchEvent)
             return self.store.apply(resource, payload), recovered
         return Affected(), recovered  # "ok": the watch is open again
+
+    def _version(self, version: str) -> tuple[Affected, bool]:
+        state = SourceState.objects.filter(cluster=self.store.cluster).first()
+        before = state.server_version if state is not None else ""
+        first = self.version_known is None
+        self.version_known = version
+        note_changed = bool(self.version_note)
+        self.version_note = ""
+        if version != before:
+            SourceState.objects.filter(cluster=self.store.cluster).update(server_version=version)
+            log.info("%s: the API server's version is %s", self.source.cluster, version)
+        # Every Windows node is compared with the server's version: re-check them when it changed.
+        return Affected(peers=version != before and not first), note_changed
+
+    def _version_failed(self, error: SourceError) -> tuple[Affected, bool]:
+        """Keep the last known version (checks keep comparing with it) and say so."""
+        state = SourceState.objects.filter(cluster=self.store.cluster).first()
+        kept = state.server_version if state is not None else ""
+        if self.version_known is None:
+            self.version_known = kept
+        self.version_note = f"The server version could not be read ({error}); " + (
+            f"showing the last known one, {kept}." if kept else "it is not known yet."
+        )
+        log.warning("%s: %s", self.source.cluster, self.version_note)
+        return Affected(), True
 
     def _write_state(self) -> None:
         errors = [k.error for k in self.kinds.values() if k.error is not None]
@@ -225,7 +414,9 @@ class ClusterSync:
             message = str(first) + (f" ({others} other kind{'s' if others > 1 else ''} failing too.)" if others else "")
             self.store.set_state(SourceState.ERROR, message)
         elif all(k.listed for k in self.kinds.values()):
-            self.store.set_state(SourceState.CONNECTED, "", last_sync_at=timezone.now())
+            synced = {"last_sync_at": timezone.now()} if self._synced else {}
+            self._synced = False
+            self.store.set_state(SourceState.CONNECTED, self.version_note, **synced)
         else:
             listed = sum(k.listed for k in self.kinds.values())
             self.store.set_state(SourceState.SYNCING, f"Listed {listed} of {len(self.kinds)} kinds.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -27,3 +28,44 @@ def bundle_stage(bundle_id: int) -> str:
     from dashboard.bundles import stage_of
 
     return stage_of(bundle_id)
+
+
+@register.filter
+def stamp(value: datetime | None) -> str:
+    """An absolute time with its zone, in the server's time zone: '2026-12-04 17:46:02 UTC'."""
+    if value is None:
+        return "never"
+    local = timezone.localtime(value)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+
+
+@register.filter
+def fix_steps(steps: Any) -> list[dict[str, Any]]:
+    """Fix steps as {"text", "commands"}: a plain string is one command; a mapping may carry an
+    explanation (``explanation``/``text``/``why``) and ``commands`` (a list or one string)."""
+    out: list[dict[str, Any]] = []
+    for step in steps or []:
+        if isinstance(step, str):
+            out.append({"text": "", "commands": [step]})
+        elif isinstance(step, dict):
+            text = str(step.get("explanation") or step.get("text") or step.get("why") or "")
+            commands = step.get("commands", step.get("command", []))
+            if isinstance(commands, str):
+                commands = [commands]
+            out.append({"text": text, "commands": [str(c) for c in commands or [] if c]})
+    return out
+
+
+@register.filter
+def seconds_human(value: int | float | None) -> str:
+    """'45 s', '8 min', '3 h', '2 days'."""
+    if value is None:
+        return "—"
+    seconds = int(value)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 36 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} days"

@@ -247,15 +247,21 @@ def _finding_md(f: Finding, detail: str) -> list[str]:
     head = f"- **{_inline(f.title)}** (`{f.check}`{', ' + _inline(f.subject) if f.subject else ''})"
     if detail == "titles":
         return [head]
-    lines = [head, f"  {_inline(f.summary)}"]
+    lines = [head]
+    if f.caused_by:
+        lines.append(f"  Because of `{f.caused_by}`.")
+    lines.append(f"  {_inline(f.summary)}")
     if detail == "full" and (f.evidence or f.fix):
         lines += ["", "  <details><summary>Evidence and fix</summary>", ""]
         for e in f.evidence:
             where = e.source + (f":{e.line}" if e.line is not None else "")
             lines += [f"  `{_inline(where)}`", "", _fenced(e.excerpt, indent="  "), ""]
-        if f.fix:
+        if f.steps:
             lines += ["  Fix:", ""]
-            lines += [f"  {i}. {_inline(step)}" for i, step in enumerate(f.fix, 1)]
+            for i, step in enumerate(f.steps, 1):
+                lines.append(f"  {i}. {_inline(step.text) if step.text else 'Run:'}")
+                if step.commands:  # multi-line commands survive only in a fenced block
+                    lines += ["", _fenced("\n".join(step.commands), indent="     ", lang="powershell"), ""]
             lines.append("")
         if f.docs:
             lines += [f"  Docs: {f.docs}", ""]
@@ -267,14 +273,14 @@ def _inline(text: str) -> str:
     return " ".join(text.replace("<", "&lt;").replace(">", "&gt;").split())
 
 
-def _fenced(text: str, *, indent: str = "") -> str:
+def _fenced(text: str, *, indent: str = "", lang: str = "") -> str:
     longest = max((len(run) for run in text.split("\n") if set(run) == {"`"}), default=0)
     ticks = 3
     while "`" * ticks in text or ticks <= longest:
         ticks += 1
     fence = "`" * ticks
     body = "\n".join(indent + line for line in text.replace("\r\n", "\n").splitlines()[:40])
-    return f"{indent}{fence}\n{body}\n{indent}{fence}"
+    return f"{indent}{fence}{lang}\n{body}\n{indent}{fence}"
 
 
 def _console(text: str) -> str:

@@ -50,10 +50,12 @@ from diagnostics.bundle.archive import (
 )
 from diagnostics.bundle.recognize import (
     FILE_KINDS,
+    INPUT_KIND_OF_LOG,
     K8S_OBJECTS,
     LOG_KINDS,
     base_name,
     recognize,
+    sniff_text,
 )
 from diagnostics.facts import ConnectivityResult
 from diagnostics.snapshot import ClusterView, Fact, FileFact, LogHit, NodeSnapshot, PeerSummary
@@ -61,6 +63,7 @@ from diagnostics.snapshot import ClusterView, Fact, FileFact, LogHit, NodeSnapsh
 log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024
+TEXT_FACTS_BYTES = 4 * MiB  # how much of a describe/transcript file is read for kubectl tables and versions
 MAX_PARSED_BYTES = 256 * MiB  # structured files are parsed whole; logs are streamed
 UNKNOWN_NODE = "unknown"
 
@@ -217,6 +220,9 @@ def _read_entry(entry: Entry, source: BundleSource, out: _Collected, tmp: Path) 
     try:
         head = entry.stream.read(HEAD_BYTES)
         found = recognize(entry.path, head)
+        if source.format == "file" and sniff_text(head) is not None:
+            _read_pasted(entry, head, found.kind, out)
+            return
         if not found:
             out.skipped.append({"path": entry.path, "reason": found.reason})
             return
@@ -237,6 +243,78 @@ def _read_entry(entry: Entry, source: BundleSource, out: _Collected, tmp: Path) 
         out.inputs.append({"path": entry.path, "kind": used_kind, "bytes": size})
 
 
+def _read_pasted(entry: Entry, head: bytes, kind: str | None, out: _Collected) -> None:
+    """A single file given alone (a paste, a file passed to ``diagnose``): read everything it shows.
+
+    People paste mixtures -- a kubectl table, a log excerpt, an ipconfig -- so besides the file's
+    own kind (parsed as usual when it has one) every line goes through the log analyzer with all
+    its patterns, and ``diagnostics.parsers.text`` reads the kubectl output and versions in it.
+    Text of no known kind is still read (input kind ``text``), never skipped.
+    """
+    data = head + entry.stream.read(MAX_PARSED_BYTES + 1 - len(head))
+    if len(data) > MAX_PARSED_BYTES:
+        out.skipped.append({"path": entry.path, "reason": "text larger than 256 MiB; not read"})
+        return
+    text = decode_text(data)
+    used_kind = ""
+    if kind and kind not in LOG_KINDS:
+        own = _Collected()
+        used_kind = _read_structured(entry.path, kind, data, own) or ""
+        out.parts += own.parts
+        out.objects += own.objects
+        out.empty_kinds |= own.empty_kinds
+        out.server_version = out.server_version or own.server_version
+        out.cluster_cidr = out.cluster_cidr or own.cluster_cidr
+        out.service_cidr = out.service_cidr or own.service_cidr
+    from diagnostics.logs import detect_kind, scan_text
+
+    log_kind = LOG_KINDS[kind] if kind in LOG_KINDS else (detect_kind(entry.path, text[:8192]) or "")
+    hits = [dataclasses.replace(h, log_kind=log_kind or "log") for h in scan_text(text, source=entry.path)]
+    part = _NodePart(entry.path, kind or "text", log_kind=log_kind, log_hits=hits)
+    _read_text_facts(entry.path, text, part, out)
+    out.parts.append(part)
+    if not used_kind:
+        used_kind = INPUT_KIND_OF_LOG.get(log_kind, "") if log_kind else ""
+    out.inputs.append({"path": entry.path, "kind": used_kind or "text", "bytes": len(data)})
+
+
+def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> None:
+    """What ``diagnostics.parsers.text`` finds in free text, as API objects and node facts."""
+    from diagnostics.parsers.text import read_text
+
+    try:
+        facts = read_text(text)
+    except (ValueError, RecursionError) as exc:  # odd text costs its facts, never the input
+        log.warning("free text of %s not read: %s", path, exc)
+        return
+    nodes = facts.nodes
+    for node in nodes:
+        out.objects.append((path, node))
+    if facts.server_version and out.server_version is None:
+        out.server_version = (facts.server_version, path)
+    if facts.node_info:
+        if len(nodes) == 1:
+            info = nodes[0]["status"]["nodeInfo"]
+            for key, value in facts.node_info.items():
+                info.setdefault(key, value)
+        elif not nodes:
+            node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": ""}, "status": {"nodeInfo": facts.node_info}}
+            part.facts["node_object"] = _Candidate(_PRIO_FILE + 1, path, Fact(node, path))
+    if facts.hns_networks_empty:
+        # Get-HnsNetwork seen printing nothing beats any network JSON elsewhere in the text (often a request).
+        part.facts["hns_networks"] = _Candidate(_PRIO_PROBES, path, Fact((), f"{path}: Get-HnsNetwork"))
+    if facts.network_hint:
+        part.facts["network_hint"] = _Candidate(_PRIO_FILE, path, facts.network_hint)
+    if facts.ipconfig and "ip_config" not in part.facts:
+        parse = _parser("diagnostics.parsers.windows:parse_ipconfig")
+        try:
+            interfaces = parse(facts.ipconfig) if parse is not None else None
+        except ValueError:
+            interfaces = None
+        if interfaces:
+            part.facts["ip_config"] = _Candidate(_PRIO_FILE, path, interfaces)
+
+
 def _read_log(entry: Entry, head: bytes, kind: str, out: _Collected, tmp: Path) -> None:
     """Stream a log through the analyzer: in place for a directory, via a temporary file otherwise."""
     log_kind = LOG_KINDS[kind]
@@ -254,6 +332,10 @@ def _read_log(entry: Entry, head: bytes, kind: str, out: _Collected, tmp: Path) 
             fh.write(head)
             shutil.copyfileobj(entry.stream, fh, 1024 * 1024)
             size = fh.tell()
+    command_output: str | None = None
+    if log_kind in ("describe", "transcript"):  # command output: kubectl tables and versions in it count too
+        with open(fs_path, "rb") as fh:
+            command_output = decode_text(fh.read(TEXT_FACTS_BYTES))
     try:
         hits = [dataclasses.replace(h, source=entry.path) for h in scan_file(fs_path, kind=log_kind)]
     except (ValueError, OSError) as exc:
@@ -262,7 +344,10 @@ def _read_log(entry: Entry, head: bytes, kind: str, out: _Collected, tmp: Path) 
     finally:
         if entry.fs_path is None:
             fs_path.unlink(missing_ok=True)
-    out.parts.append(_NodePart(entry.path, kind, log_kind=log_kind, log_hits=hits))
+    part = _NodePart(entry.path, kind, log_kind=log_kind, log_hits=hits)
+    if command_output is not None:
+        _read_text_facts(entry.path, command_output, part, out)
+    out.parts.append(part)
     out.inputs.append({"path": entry.path, "kind": kind, "bytes": size})
 
 
@@ -637,6 +722,10 @@ def _assemble(collected: _Collected, source: BundleSource, *, wanted: str | None
     names = list(named)
     if not names:
         names = windows_nodes or ([UNKNOWN_NODE] if collected.objects else [])
+    elif UNKNOWN_NODE in named and len(windows_nodes) > 1:
+        # Node-side text of no known node beside several Windows nodes (a paste of kubectl output):
+        # each Windows node is checked on its own too, the unnamed text stays with "unknown".
+        names += [n for n in windows_nodes if n not in named]
     # A node asked for by name that the bundle only knows from the API still gets its snapshot.
     if wanted and wanted.lower() not in {n.lower() for n in names}:
         names += [n for n in api.node_names() if n.lower() == wanted.lower()]

@@ -15,7 +15,20 @@ manifest counts what each rule replaced, never the values.
 - ``connection-string``: ``AccountKey=``, ``SharedAccessKey=``, ``Password=``/``Pwd=`` of
   connection strings, and passwords in URLs (``scheme://user:password@host``);
 - ``sas-token``: the ``sig=`` of Azure shared access signatures;
-- ``agent-token``: this product's agent tokens (``wnd_...``).
+- ``agent-token``: this product's agent tokens (``wnd_...``);
+- ``known-token``: secrets recognized by their own shape wherever they are: AWS access key ids
+  (``AKIA...``), GitHub (``ghp_``, ``gho_``, ``github_pat_``...), GitLab and npm tokens, Slack
+  tokens and webhook URLs, Teams webhook URLs, Entra ID client secrets (``...Q~...``), Azure
+  storage account keys (88 base64 characters), kubeadm bootstrap tokens (``abcdef.0123456789abcdef``:
+  the secret half);
+- ``command-line-password``: positional and switch passwords of Windows and container tools:
+  ``net use \\\\server\\share <password> /user:x`` (either order), ``-u x -p <password>`` (``az login``,
+  ``docker login``, PsExec), ``/pass:``, ``/passwordd:``, ``/rp`` (cmdkey, netdom, schtasks),
+  ``ConvertTo-SecureString '<password>'``, ``--user``/``--creds`` ``name:<password>``
+  (ctr, crictl), ``Name  REG_SZ  <value>`` of a secret-named registry value, and the
+  ``<...Password>`` elements of unattend.xml;
+- ``basic-credentials``: ``Authorization: Basic ...``, and base64 values that decode to a
+  ``user:password`` pair or to a docker config (``{"auths": ...}``).
 
 Optional, and consistent across every file of a bundle (one ``Redactor`` per bundle):
 
@@ -34,6 +47,7 @@ anyone undo them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -56,6 +70,9 @@ RULES = (
     "connection-string",
     "sas-token",
     "agent-token",
+    "known-token",
+    "command-line-password",
+    "basic-credentials",
     "secret-value",
 )
 MAPPING_RULES = ("ip-address", "mac-address", "hostname")
@@ -120,6 +137,90 @@ _URL_PASSWORD = re.compile(r"(?<=[A-Za-z0-9+.-])(?P<pre>://[^\s:/@\"'<>]{1,100}:
 _SAS = re.compile(r"(?P<pre>[?&](?:amp;)?sig=)(?P<val>[A-Za-z0-9%+/=_-]{8,})", re.IGNORECASE)
 _AGENT_TOKEN = re.compile(r"\bwnd_[A-Za-z0-9_-]{16,}")
 
+# Secrets with a shape of their own. Each alternative keeps its public part in ``pre``.
+_KNOWN_TOKEN = re.compile(
+    r"(?P<val>\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"  # AWS access key ids
+    r"|\bgh[pousr]_[A-Za-z0-9]{36,255}\b|\bgithub_pat_[A-Za-z0-9_]{22,255}"  # GitHub
+    r"|\bglpat-[A-Za-z0-9_-]{20,}|\bnpm_[A-Za-z0-9]{36}\b"  # GitLab, npm
+    r"|\bxox[abposre]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    # Entra ID client secrets
+    r"|(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"
+    r"|(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=]))"  # Azure storage account keys
+    r"|(?P<pre>https://hooks\.slack\.com/(?:services|workflows|triggers)/)(?P<val2>[A-Za-z0-9/_-]+)"
+    r"|(?P<pre3>https://[A-Za-z0-9.-]*\.office\.com/webhook(?:b2)?/)(?P<val3>[^\s\"'<>\\]+)"
+    # kubeadm bootstrap tokens: the id is public, the 16 characters after the dot are the secret.
+    r"|(?P<pre4>(?<![\w.-])[a-z0-9]{6}\.)(?P<val4>(?=[a-z]*[0-9])[a-z0-9]{16})(?![\w.-])"
+)
+# Literal-led patterns that find where _KNOWN_TOKEN may match (see _TRIGGERS).
+_KNOWN_STARTS = (
+    r"akia",
+    r"asia",
+    r"g(?:h[pousr]_|ithub_pat_)",
+    r"glpat-",
+    r"npm_",
+    r"xox",
+    r"hooks\.slack\.com",
+    r"\.office\.com/webhook",
+)
+_KNOWN_NEEDLES = (
+    "akia",
+    "asia",
+    "gh",
+    "github_pat_",
+    "glpat-",
+    "npm_",
+    "xox",
+    "hooks.slack.com",
+    "office.com/webhook",
+    "q~",
+    "==",
+    ".",
+)
+
+# Passwords given positionally or after a switch, on Windows and container tool command lines.
+_BARE = r"(?:[^\s\"'\\]|\\(?![\"']))+"  # an unquoted value; in a JSON string, up to an escaped quote
+_Q = r"\\?[\"']"  # a quote, possibly escaped inside a JSON string
+_WORD = rf"(?:\\?\"(?:(?!\\?\")[^\r\n])*\\?\"|'[^'\r\n]*'|{_BARE})"  # one argument, quoted or not
+_COMMAND_PASSWORD = re.compile(
+    # net use [d:] \\server\share <password> /user:x   and   net use ... /user:x <password>
+    rf"(?P<pre>\bnet(?:\.exe)?[ \t]+use[ \t]+(?:[A-Za-z*]:[ \t]+)?\\\\\S+[ \t]+)(?P<val>(?![/*]){_BARE})"
+    rf"|(?P<pre2>\bnet(?:\.exe)?[ \t]+use\b[^\r\n]*?[ \t]/u(?:ser)?:\S+[ \t]+)(?P<val2>(?![/*]){_BARE})"
+    # -u <user> ... -p <password> (az login, docker login, PsExec)
+    rf"|(?P<pre3>(?<![\w-])-u[ \t]+\S+[ \t]+(?:[^\r\n]*?[ \t])?-p[ \t]+)(?P<val3>{_WORD})"
+    # /pass:x /password:x /passwordd:x /passwordo:x /p:x (cmdkey, netdom, runas-like tools), /rp x (schtasks)
+    rf"|(?P<pre4>(?<![\w/])/(?:pass(?:word[do]?)?|p):)(?P<val4>{_BARE})"
+    rf"|(?P<pre5>(?<![\w/])/rp[ \t]+)(?P<val5>{_WORD})"
+    # ConvertTo-SecureString '<password>' -AsPlainText / -String "<password>"
+    rf"|(?P<pre6>ConvertTo-SecureString[ \t]+(?:-String[ \t]+)?)"
+    rf"(?P<val6>{_Q}(?:(?!{_Q})[^\r\n])*{_Q}|(?![$(-])[^\s\"')]+)"
+    # --user name:<password> (ctr), --creds name:<password> (crictl, skopeo)
+    rf"|(?P<pre7>(?<![\w-])(?:--user|--creds|-u)[ \t=]+(?!system:)[^\s:\"']+:)(?P<val7>{_BARE})"
+    # DefaultPassword    REG_SZ    <value> (reg query output)
+    r"|(?P<pre8>\b[A-Za-z0-9_.-]*(?:[Pp]assword|[Ss]ecret|[Kk]ey)[A-Za-z0-9_.-]*"
+    r"[ \t]+REG_(?:SZ|EXPAND_SZ|MULTI_SZ)[ \t]+)"
+    r"(?P<val8>[^\r\n]+)"
+    # unattend.xml: <AdministratorPassword><Value>x</Value> and <Password>x</Password>
+    r"|(?P<pre9><[A-Za-z]*Password>\s*<Value>)(?P<val9>[^<]+)"
+    r"|(?P<pre10><[A-Za-z]*Password>)(?P<val10>[^<\s][^<]*)(?=</)",
+    re.IGNORECASE,
+)
+# Literal-led patterns that find where _COMMAND_PASSWORD may match (see _TRIGGERS).
+_COMMAND_STARTS = (
+    r"net(?:\.exe)? +use",
+    r"-[pu][ \t]",
+    r"/(?:pass|p:|rp)",
+    r"convertto-securestring",
+    r"--(?:user|creds)",
+    r"reg_",
+    r"password>",
+)
+_COMMAND_NEEDLES = ("net", "-p", "-u", "/p", "/rp", "convertto-securestring", "--user", "--creds", "reg_", "password>")
+
+# Basic credentials: the header's value, and base64 that decodes to user:password or a docker config.
+_BASIC = re.compile(r"(?P<pre>\b[Bb]asic[ \t]+)(?P<val>[A-Za-z0-9+/]{8,}={0,2})")
+_B64_VALUE = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/]{12,}={0,2}(?![A-Za-z0-9+/=_-])")
+_USER_PASS = re.compile(r"[\w.@\\$-]{1,100}:[^\s:]{3,200}")
+
 # Names that say "secret". ``_FILE``/``_PATH``/``-file`` names hold a path, not the secret.
 _SECRET_NAME = (
     r"[A-Za-z0-9_.-]*(?:passw(?:or)?d|passphrase|secret|api[_-]?key|access[_-]?key|private[_-]?key|"
@@ -129,8 +230,11 @@ _SECRET_NAME = (
 )
 # The secret word alone, searched in lower-cased text (a literal-led pattern: fast).
 _SECRET_WORD = re.compile(
-    r"passw(?:or)?d|passphrase|secret|api[_-]?key|access[_-]?key|private[_-]?key|token|credential"
+    r"passw(?:or)?d|passphrase|secret|api[_-]?key|access[_-]?key|private[_-]?key|token|credential|creds\b|auth\b"
+    r"|(?:storage|account|shared|workspace|primary|secondary|master|signing|encryption|subscription)[_-]?key"
 )
+# What may come right before "token" in the name of a secret (``serviceAccountToken`` names a field).
+_TOKEN_PREFIXES = ("auth", "access", "refresh", "identity", "bootstrap", "id", "bearer", "api", "session", "sas")
 _NEXT_KEY = re.compile(r"[A-Za-z][\w.-]*:(?!//|\\)")
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _NOT_SECRET_NAME = re.compile(r"(file|path|dir|name|ref|policy|type|mount|volume|_id|ttl|expir|count)|id$")
@@ -138,11 +242,13 @@ _NOT_SECRET_NAME = re.compile(r"(file|path|dir|name|ref|policy|type|mount|volume
 _SECRET_AT = re.compile(
     # "KEY": "value" (JSON; also escaped inside a JSON string)
     rf"(?P<jpre>(?P<jq>\\)?\"[A-Za-z0-9_.-]+\\?\"\s*:\s*\\?\")(?P<jval>(?(jq){_ESCAPED}|{_JSTR}))"
-    # KEY=value (env, flags --key=value), KEY: value (YAML), Key : value (PowerShell lists)
-    r"|(?P<kpre>(?:--?)?[A-Za-z0-9_.-]+(?:=|[ \t]*:[ \t]+))(?P<kq>[\"'])?"
-    r"(?P<kval>(?(kq)[^\"'\r\n]*(?=[\"'])|[^\s\"',;]+))"
-    # --key value (flags with a space)
-    r"|(?P<fpre>--[A-Za-z0-9_.-]+[ \t]+)(?P<fval>(?!-)[^\s\"']+)"
+    # KEY=value (env, flags --key=value), key = "value" (TOML, INI, sc.exe's "password= x"),
+    # KEY: value (YAML), Key : value (PowerShell lists)
+    r"|(?P<kpre>(?:--?)?'?[A-Za-z0-9_.-]+'?(?:[ \t]*=[ \t]*|[ \t]*:[ \t]+))(?P<kq>[\"'])?"
+    r"(?P<kval>(?(kq)[^\"'\r\n]*(?=[\"'])|(?:[^\s\"',;\\]|\\(?![\"']))+))"
+    # --key value, -Key value, -Key 'value' (flags and PowerShell parameters with a space)
+    r"|(?P<fpre>--?[A-Za-z0-9_.-]+[ \t]+(?P<fq>\\?[\"'])?)"
+    r"(?P<fval>(?(fq)[^\"'\\\r\n]+|(?![-$])(?:[^\s\"'\\]|\\(?![\"']))+))"
 )
 
 
@@ -161,8 +267,12 @@ def _redact_secret_values(text: str, low: str, counts: Counter[str]) -> str:
             end += 1
         if word.group(0) == "token" and word.start() > start and low[word.start() - 1].isalpha():
             prefix = low[start : word.start()]
-            if not prefix.endswith(("auth", "access", "refresh")):
+            if not prefix.endswith(_TOKEN_PREFIXES):
                 continue  # serviceAccountToken, kubernetes.io/...-token: a field, not a secret
+        if word.group(0) == "auth" and (
+            end != word.end() or (word.start() > start and low[word.start() - 1].isalpha())
+        ):
+            continue  # only a name that is "auth" or ends in "_auth": authorization, oauth are not
         if _NOT_SECRET_NAME.search(low[word.end() : end]):
             continue
         # Where the quoted or plain name begins.
@@ -171,7 +281,9 @@ def _redact_secret_values(text: str, low: str, counts: Counter[str]) -> str:
             begin -= 1
             if begin > 0 and text[begin - 1] == "\\":
                 begin -= 1
-        elif begin > 0 and not (text[begin - 1].isspace() or text[begin - 1] in ";,{("):
+        elif begin > 0 and text[begin - 1] == "'":
+            begin -= 1  # 'key' = ... (PowerShell hashtables)
+        elif begin > 0 and not (text[begin - 1].isspace() or text[begin - 1] in ";,{(@"):
             continue
         match = _SECRET_AT.match(text, begin)
         if match is None:
@@ -227,6 +339,9 @@ _NEEDLES: dict[str, tuple[str, ...]] = {
     "connection-string": ("accountkey", "sharedaccess", "password=", "pwd=", "://"),
     "sas-token": ("sig=",),
     "agent-token": ("wnd_",),
+    "known-token": _KNOWN_NEEDLES,
+    "command-line-password": _COMMAND_NEEDLES,
+    "basic-credentials": ("basic", "="),
     "secret-value": (
         "passw",
         "passphrase",
@@ -242,6 +357,9 @@ _NEEDLES: dict[str, tuple[str, ...]] = {
         "private-key",
         "token",
         "credential",
+        "creds",
+        "auth",
+        "key",
     ),
 }
 
@@ -270,6 +388,27 @@ def _keep_pre(rule: str, counts: Counter[str]) -> Callable[[re.Match[str]], str]
             whole = m.group(0)
             return whole[: m.start(name) - offset] + MARK + whole[m.end(name) - offset :]
         return m.group(0)
+
+    return repl
+
+
+def _encoded_credentials(counts: Counter[str]) -> Callable[[re.Match[str]], str]:
+    """A replacement for base64 values that decode to ``user:password`` or to a docker config's JSON."""
+
+    def repl(m: re.Match[str]) -> str:
+        value = m.group(0)
+        if len(value) % 4 or value.startswith(MARK):
+            return value
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return value
+        if not decoded.isprintable():
+            return value
+        if _USER_PASS.fullmatch(decoded) or ('"auths"' in decoded or '"auth"' in decoded):
+            counts["basic-credentials"] += 1
+            return MARK
+        return value
 
     return repl
 
@@ -320,7 +459,13 @@ _TRIGGERS = tuple(
         r"--[a-z0-9_.-]*(?:pass|secret|key|token|cred)",
         r"://[^\s:/@\"'<>]{1,100}:[^\s@/\"'<>]{1,200}@",
         # Needles rare enough to search for as they are (``re`` scans for a literal faster than ``str.find``).
-        *(re.escape(needle) for needle in ("pwd=", "bearer", "eyj", "wnd_", "sig=")),
+        *(re.escape(needle) for needle in ("pwd=", "bearer", "eyj", "wnd_", "sig=", "basic", "==", "q~")),
+        # Tokens with a shape of their own, and command lines that carry passwords: each pattern starts
+        # with a literal, which ``re`` finds fast (it would try an alternation at every position).
+        *_KNOWN_STARTS,
+        *_COMMAND_STARTS,
+        r"\.[a-z0-9]{16}(?![\w.-])",  # the secret half of a bootstrap token
+        r"auth\\?[\"']?[ \t]*[:=]",  # a key named auth: docker config, containerd's TOML, *_AUTH variables
     )
 )
 
@@ -372,6 +517,14 @@ def _redact_lines(text: str, low: str, counts: Counter[str]) -> str:
         text = _SAS.sub(_keep_pre("sas-token", counts), text)
     if wanted("agent-token"):
         text = _AGENT_TOKEN.sub(_whole("agent-token", "wnd_" + MARK, counts), text)
+    if wanted("known-token"):
+        text = _KNOWN_TOKEN.sub(_keep_pre("known-token", counts), text)
+    if wanted("command-line-password"):
+        text = _COMMAND_PASSWORD.sub(_keep_pre("command-line-password", counts), text)
+    if wanted("basic-credentials"):
+        if "basic" in low:
+            text = _BASIC.sub(_keep_pre("basic-credentials", counts), text)
+        text = _B64_VALUE.sub(_encoded_credentials(counts), text)
     if wanted("secret-value"):
         if "name" in low and "value" in low:
             text = _ENV_ENTRY.sub(_keep_pre("secret-value", counts), text)

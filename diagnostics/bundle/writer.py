@@ -401,7 +401,8 @@ def redactor_json(redactor: Redactor, value: Any, key: str = "") -> Any:
 
 _SECRET_KEY = re.compile(
     r"passw(or)?d|passphrase|secret|api[_-]?key|access[_-]?key|private[_-]?key|client[_-]?key[_-]?data|"
-    r"(^|[_.-])token$|^token|auth[_-]?token|access[_-]?token|refresh[_-]?token|credentials?$",
+    r"(^|[_.-])token$|^token|auth[_-]?token|access[_-]?token|refresh[_-]?token|identity[_-]?token|credentials?$|"
+    r"^auth$|[_.-]auth$|(storage|account|shared|subscription)[_-]?key$",
     re.IGNORECASE,
 )
 _NOT_SECRET_KEY = re.compile(r"(file|path|dir|name|ref|policy|type|mount|volume|_id|ttl|expir|count)$", re.IGNORECASE)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from diagnostics.model import Evidence
+from diagnostics.facts import Service
+from diagnostics.model import Evidence, FixStep
 from diagnostics.parsers import flannel as flannel_files
 from diagnostics.snapshot import Fact, FileFact, LogHit, NodeSnapshot
 from diagnostics.versions import parse_version
@@ -214,8 +216,45 @@ def ps_quote(text: str) -> str:
 
 
 def restart_command(snap: NodeSnapshot, component: str) -> str:
-    """How to restart a component on this node: its service when there is one."""
-    svc = snap.service(component)
+    """The command that restarts a component on this node: its service, its pod (a HostProcess DaemonSet),
+    else the service by its usual name."""
+    svc = snap.service(component) or snap.service(component.replace("-", ""))
     if svc is not None:
         return f"Restart-Service {svc.name}"
-    return f"restart {component} the way this node starts it (start.ps1 or its scheduled task)"
+    if snap.pods is not None:
+        key = "flannel" if component == "flanneld" else component
+        for pod in snap.pods.value:
+            meta = pod.get("metadata") or {}
+            if key in str(meta.get("name", "")):
+                return f"kubectl delete pod -n {meta.get('namespace', 'kube-system')} {meta.get('name')}"
+    return f"Restart-Service {component}"
+
+
+def run_by_nssm(svc: Service) -> bool:
+    """Whether a component's service is a wrapper (nssm) rather than the binary itself.
+
+    The services parser shows an nssm service by the command it runs (Application + AppParameters),
+    so nssm may not appear in it; a native kubelet/kube-proxy service always passes
+    ``--windows-service``. Without it, the service is a wrapper: its arguments are changed with
+    ``nssm set <service> AppParameters``; ``sc.exe config binPath=`` would remove nssm.
+    """
+    line = svc.command_line.lower()
+    return "nssm" in line or not re.search(r"\s--(?:windows-)?service\b", line)
+
+
+def change_arguments_steps(svc: Service, program: str, arguments: str) -> tuple[FixStep, ...]:
+    """The commands that give a component's service new arguments, and restart it."""
+    if run_by_nssm(svc):
+        return (
+            FixStep(
+                f"{svc.name} runs under nssm: change its arguments with nssm (sc.exe config would replace nssm and "
+                "the service would no longer start), then restart it.",
+                (f"nssm set {svc.name} AppParameters {arguments}", f"Restart-Service {svc.name}"),
+            ),
+        )
+    return (
+        FixStep(
+            f"{svc.name} is a native service: give it the new command line, then restart it.",
+            (f'sc.exe config {svc.name} binPath= "{program} {arguments}"', f"Restart-Service {svc.name}"),
+        ),
+    )

@@ -17,7 +17,7 @@ from diagnostics.checks.common import (
     subnet_env,
     uses_flannel,
 )
-from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.parsers.flannel import network_of, parse_source_vip
 from diagnostics.registry import check
 from diagnostics.snapshot import NodeSnapshot
@@ -83,23 +83,39 @@ def subnet_env_missing(snap: NodeSnapshot) -> Outcome:
     if missing and fact is not None:
         evidence.append(Evidence(fact.source, f"{fact.path} does not exist"))
     evidence.extend(hit_evidence(hits))
-    fix = [
-        f"{restart_command(snap, 'flanneld')}; flanneld writes {path} once it has the node's lease "
-        "(read its log if the file does not appear)."
+    fix: list[FixStep] = [
+        FixStep(
+            f"Restart flanneld: it writes {path} once it has the node's lease (read its log if the file does not "
+            "appear).",
+            (restart_command(snap, "flanneld"), f"Test-Path {ps_quote(path)}"),
+        )
     ]
     text = subnet_env_text(snap)
     if text is not None:
         fix.append(
-            "Or write the file by hand with this node's podCIDR as FLANNEL_SUBNET: "
-            f"New-Item -ItemType Directory -Force (Split-Path {ps_quote(path)}) | Out-Null; "
-            f"Set-Content -Path {ps_quote(path)} -Encoding ascii -Value @'\n{text}\n'@"
+            FixStep(
+                "Or write the file by hand, with this node's podCIDR as FLANNEL_SUBNET.",
+                (
+                    f"New-Item -ItemType Directory -Force (Split-Path {ps_quote(path)}) | Out-Null",
+                    f"Set-Content -Path {ps_quote(path)} -Encoding ascii -Value @'\n{text}\n'@",
+                ),
+            )
         )
     else:
-        fix.append(
-            "Or copy /run/flannel/subnet.env from a control-plane node and change FLANNEL_SUBNET to this node's "
-            "podCIDR (kubectl get node " + snap.node + " -o jsonpath='{.spec.podCIDR}')."
+        name = node_hostname(snap)
+        pod_cidr = (
+            f"kubectl get node {name} -o jsonpath='{{.spec.podCIDR}}'"
+            if name and name != "unknown"
+            else "kubectl get nodes -o custom-columns=NAME:.metadata.name,POD_CIDR:.spec.podCIDR"
         )
-    fix.append("Delete the pods stuck in ContainerCreating so that their sandboxes are created again.")
+        fix.append(
+            FixStep(
+                "Or copy /run/flannel/subnet.env from a control-plane node and change FLANNEL_SUBNET to this node's "
+                "podCIDR.",
+                (pod_cidr,),
+            )
+        )
+    fix.append(FixStep("Delete the pods stuck in ContainerCreating so that their sandboxes are created again."))
     yield Fail(
         summary=f"{path} is missing, so the flannel CNI plugin cannot set up pod networking on this node."
         if missing

@@ -19,7 +19,7 @@ from diagnostics.checks.common import (
     uses_overlay,
 )
 from diagnostics.facts import HnsNetwork
-from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.parsers.flannel import parse_source_vip
 from diagnostics.registry import check
 from diagnostics.snapshot import NodeSnapshot
@@ -121,24 +121,55 @@ def network_missing(snap: NodeSnapshot) -> Outcome:
         problems.append("no vEthernet adapter for the host network")
         listed = ", ".join(a.name for a in snap.adapters.value) or "none"
         evidence.append(Evidence(snap.adapters.source, f"Get-NetAdapter: {listed}"))
+    if snap.adapters is None and snap.ip_config is not None and snap.ip_config.value:
+        # Absence is evidence, but only for a node meant to have the vSwitch (l2bridge / overlay networking).
+        names = [i.name for i in snap.ip_config.value]
+        if not any(n.lower().startswith("vethernet") for n in names):
+            expects = wanted is not None or snap.network_hint is not None or uses_flannel(snap)
+            if not expects and not hits:
+                yield Unknown(
+                    needs=("which network the node is meant to use (l2bridge or overlay: the CNI config, "
+                           "kube-proxy's --network-name or Get-HnsNetwork)",)
+                )
+                return
+            problems.append("ipconfig shows no vEthernet adapter for the container network")
+            evidence.append(Evidence(snap.ip_config.source, "ipconfig adapters: " + ", ".join(names)))
+            if snap.network_hint is not None:
+                evidence.append(Evidence(snap.network_hint.source, f"network mode: {snap.network_hint.value}"))
     evidence.extend(hit_evidence(hits))
     if not problems and not hits:
         return
     name = wanted[0] if wanted else "cbr0"
     physical = _physical_adapter(snap)
     fix = [
-        f'Check: Get-HnsNetwork | ? Name -ieq "{name}"; Get-NetAdapter | ? Name -Like "vEthernet (Ethernet*"',
+        FixStep(
+            "See what HNS and Windows have: the container network and its vEthernet adapter.",
+            (f'Get-HnsNetwork | ? Name -ieq "{name}"', 'Get-NetAdapter | ? Name -Like "vEthernet (*"'),
+        )
     ]
     if physical and physical.lower() != "ethernet":
         fix.append(
-            f"The host adapter is named {physical!r}, not 'Ethernet': run start.ps1 with "
-            f"-InterfaceName {ps_quote(physical)} (or set the interface flanneld/the CNI uses to it)."
+            FixStep(
+                f"The host adapter is named {physical!r}, not 'Ethernet': give its name to the script that creates "
+                "the network (start.ps1 -InterfaceName, or the interface flanneld/the CNI uses).",
+                (f".\\start.ps1 -InterfaceName {ps_quote(physical)}",),
+            )
         )
     else:
-        fix.append("If the host adapter is not named 'Ethernet', pass its name to start.ps1 with -InterfaceName.")
-    fix.append("Read start-kubelet.ps1's output for errors while the network was created, then run it again.")
+        fix.append(
+            FixStep(
+                "If the host adapter is not named 'Ethernet', pass its real name to start.ps1 with -InterfaceName.",
+                ("Get-NetAdapter | Select-Object Name, InterfaceDescription, Status",),
+            )
+        )
+    fix.append(FixStep("Read start-kubelet.ps1's output for errors while the network was created, then run it again."))
     if uses_flannel(snap):
-        fix.append(restart_command(snap, "flanneld") + " (flanneld creates the network), then restart kubelet.")
+        fix.append(
+            FixStep(
+                "Restart flanneld (it creates the network), then kubelet.",
+                (restart_command(snap, "flanneld"), restart_command(snap, "kubelet")),
+            )
+        )
     yield Fail(
         summary=(("; ".join(problems) + ". ") if problems else "")
         + "Without the HNS network and its vEthernet adapter, kubelet cannot give pods a network.",
@@ -324,7 +355,15 @@ def _windows_ready_ips(snap: NodeSnapshot) -> dict[str, set[str]]:
 )
 def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view
+    hits = snap.hits("hns.lb-policy-missing")
     if snap.hns_policies is None or view is None or not view.services:
+        if hits:  # kube-proxy itself says HNS refused its load balancers
+            yield Fail(
+                summary="kube-proxy could not create HNS load balancer policies: the Services it was programming "
+                "do not answer on this node (ClusterIP, NodePort) until it succeeds.",
+                evidence=hit_evidence(hits),
+                fix=_LB_FIX(snap),
+            )
         return
     ready = _windows_ready_ips(snap)
     vips: set[str] = set()
@@ -355,17 +394,39 @@ def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
             gone = [e for e in lb.endpoint_ids if e.lower() not in ep_ids]
             if gone and len(gone) == len(lb.endpoint_ids):
                 stale.append(Evidence(snap.hns_policies.source, f"{lb.id} VIPs {', '.join(lb.vips)}: endpoints gone"))
-    if not missing and not stale:
+    if not missing and not stale and not hits:
         return
-    hits = snap.hits("hns.lb-policy-missing")
+    told = []
+    if missing:
+        told.append(f"{_count(len(missing), 'Service')} with ready endpoints {'has' if len(missing) == 1 else 'have'} "
+                    "no HNS load balancer on this node")
+    if stale:
+        told.append(f"{_count(len(stale), 'load balancer')} {'points' if len(stale) == 1 else 'point'} only at "
+                    "endpoints that no longer exist")
+    if not told:
+        told.append("kube-proxy could not create HNS load balancer policies")
     yield Fail(
-        summary=f"{len(missing)} Service(s) with ready endpoints have no HNS load balancer on this node and "
-        f"{len(stale)} load balancer(s) point only at endpoints that no longer exist: kube-proxy has drifted.",
+        summary=" and ".join(told) + ": kube-proxy's view and HNS have drifted apart.",
         evidence=(*missing[:8], *stale[:4], *hit_evidence(hits)),
-        fix=(
-            restart_command(snap, "kube-proxy") + " and watch its log for 'Policy creation failed'.",
-            "If policies stay missing, check that kube-proxy's --network-name/KUBE_NETWORK names the HNS network "
-            "and that --hostname-override matches the node name.",
+        fix=_LB_FIX(snap),
+    )
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _LB_FIX(snap: NodeSnapshot) -> tuple[FixStep, ...]:  # noqa: N802 - reads as the constant it nearly is
+    return (
+        FixStep(
+            "Restart kube-proxy so that it programs every Service again, and watch its log for 'Policy creation "
+            "failed'.",
+            (restart_command(snap, "kube-proxy"), "Get-Content C:\\k\\kube-proxy.log -Tail 50 -Wait"),
+        ),
+        FixStep(
+            "If policies stay missing, list what HNS holds and compare with the Services; check that kube-proxy's "
+            "--network-name (or KUBE_NETWORK) names the HNS network and --hostname-override the node.",
+            ("hnsdiag list loadbalancers", "Get-HnsNetwork | Select-Object Name, Type"),
         ),
     )
 

@@ -20,6 +20,17 @@ def _hyperv(pod: dict) -> bool:
     return "hyperv" in handler or "hypervisor" in handler
 
 
+def _host_process(pod: dict, container: dict) -> bool:
+    """A HostProcess container runs on the host itself: it is not bound by the host/container version match.
+
+    ``windowsOptions.hostProcess`` is set on the pod's security context (for all its containers)
+    or on the container's own.
+    """
+    pod_options = ((pod.get("spec") or {}).get("securityContext") or {}).get("windowsOptions") or {}
+    options = (container.get("securityContext") or {}).get("windowsOptions") or {}
+    return bool(options.get("hostProcess", pod_options.get("hostProcess", False)))
+
+
 @check(
     "image.os-version-mismatch",
     severity=Severity.CRITICAL,
@@ -39,6 +50,8 @@ def os_version_mismatch(snap: NodeSnapshot) -> Outcome:
             subject_base = f"Pod/{meta.get('namespace', 'default')}/{meta.get('name', '')}"
             for key in ("initContainers", "containers"):
                 for i, c in enumerate((pod.get("spec") or {}).get(key) or []):
+                    if _host_process(pod, c):
+                        continue
                     image = str(c.get("image") or "")
                     pinned = image_build(image)
                     if pinned is None or pinned == host.value:

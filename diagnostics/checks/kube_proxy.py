@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from diagnostics.checks.common import node_hostname
-from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.checks.common import change_arguments_steps, node_hostname
+from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.registry import check
 from diagnostics.snapshot import Fact, NodeSnapshot
 
@@ -15,7 +15,16 @@ DOCS = "https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/"
 
 Outcome = Iterator[Fail | Unknown]
 
-_NSSM_RE = re.compile(r"nssm(?:\.exe)?", re.IGNORECASE)
+_PROGRAM_RE = re.compile(r'^\s*("[^"]*"|\S+)\s*(.*)$', re.DOTALL)
+
+
+def _split_program(command_line: str) -> tuple[str, str]:
+    """(program, arguments) of a command line; a leading nssm.exe is not the program."""
+    match = _PROGRAM_RE.match(command_line)
+    program, rest = (match.group(1), match.group(2)) if match else (command_line, "")
+    if "nssm" in program.lower():
+        return ("", rest.strip()) if rest.lstrip().startswith("-") else _split_program(rest)
+    return program, rest.strip()
 
 
 def _pod_command(snap: NodeSnapshot) -> Fact[str] | None:
@@ -58,20 +67,19 @@ def hostname_override_missing(snap: NodeSnapshot) -> Outcome:
     hostname = node_hostname(snap)
     flag = f"--hostname-override={hostname}"
     svc = snap.service("kube-proxy") or snap.service("kubeproxy")
-    fix: tuple[str, ...]
+    fix: tuple[FixStep | str, ...]
     if from_pod:
         fix = (f"Add {flag} (or --hostname-override=$(NODE_NAME) from the downward API) to the kube-proxy DaemonSet.",)
-    elif svc is not None and _NSSM_RE.search(svc.command_line):
-        params = _NSSM_RE.split(line.value, maxsplit=1)[-1].strip()
-        params = re.sub(r'^"?\s*(?:[^\s"]*kube-proxy(?:\.exe)?"?)?\s*', "", params, flags=re.IGNORECASE)
-        fix = (
-            f"nssm set {svc.name} AppParameters {params} {flag}".replace("  ", " "),
-            f"Restart-Service {svc.name}",
-        )
     elif svc is not None:
-        fix = (f'sc.exe config {svc.name} binPath= "{line.value} {flag}"', f"Restart-Service {svc.name}")
+        program, params = _split_program(line.value)
+        fix = change_arguments_steps(svc, program, f"{params} {flag}".strip())
     else:
-        fix = (f"Start kube-proxy with {flag} (C:\\k\\kube-proxy.exe --hostname-override=$(hostname) in the seed).",)
+        fix = (
+            FixStep(
+                f"Start kube-proxy with {flag} (the seed runs it so).",
+                (f"C:\\k\\kube-proxy.exe {flag} <its other flags>",),
+            ),
+        )
     yield Fail(
         summary="kube-proxy does not pass --hostname-override, so it does not recognise this node's endpoints as "
         "local and deletes container vNICs and HNS endpoints.",

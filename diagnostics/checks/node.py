@@ -7,16 +7,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from diagnostics.checks.common import (
+    change_arguments_steps,
     cni_conf,
     component_flags,
     hit_evidence,
     kubelet_minor,
+    node_hostname,
     restart_command,
     uses_flannel,
 )
-from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.registry import check
-from diagnostics.snapshot import NodeSnapshot
+from diagnostics.snapshot import LogHit, NodeSnapshot
 from diagnostics.versions import max_skew, parse_version
 
 DOCS = "https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/"
@@ -60,7 +62,10 @@ def _process(snap: NodeSnapshot, component: str) -> bool:
     docs=DOCS,
 )
 def components_not_running(snap: NodeSnapshot) -> Outcome:
+    hits = snap.hits("node.components-not-running")
     if snap.services is None and snap.processes is None:
+        if hits:
+            yield _died_in_log(snap, hits)
         return
     down: list[tuple[str, Evidence]] = []
     for component in _components(snap):
@@ -85,6 +90,8 @@ def components_not_running(snap: NodeSnapshot) -> Outcome:
             continue  # may run as a pod or under a start script we cannot see
         down.append((component, Evidence("services and processes", f"no {component} service or process")))
     if not down:
+        if hits:
+            yield _died_in_log(snap, hits)
         return
     ready = _ready_condition(snap)
     evidence = [e for _c, e in down]
@@ -95,20 +102,77 @@ def components_not_running(snap: NodeSnapshot) -> Outcome:
                 f"{ready.get('status')} {ready.get('reason', '')}: {ready.get('message', '')}",
             )
         )
-    fix = []
-    for component, _e in down:
-        svc = snap.service(component) or snap.service(component.replace("-", ""))
-        log = snap.logs_seen.get(component, LOG_PATHS.get(component, ""))
-        if svc is not None:
-            fix.append(f"Start-Service {svc.name}; Get-Content {log} -Tail 50")
-        else:
-            fix.append(f"Start {component} (start.ps1 or its scheduled task); Get-Content {log} -Tail 50")
+    evidence.extend(hit_evidence(hits))
     yield Fail(
         summary=f"{', '.join(c for c, _e in down)} not running on this node: pods get no sandbox, no network or "
         "no Service routing.",
         evidence=tuple(evidence),
-        fix=tuple(fix),
+        fix=tuple(_start_step(snap, component) for component, _e in down),
     )
+
+
+_DIED_AS = (
+    ("kube-proxy", re.compile(r"kube-?proxy|proxier|winkernel|server_others|\bhns\b.*network specified", re.I)),
+    ("flanneld", re.compile(r"flannel|subnet manager|vxlan_windows|hostgw_windows", re.I)),
+    ("kubelet", re.compile(r"kubelet|kuberuntime|cni\.go|pod_workers|server\.go:\d+\]", re.I)),
+)
+
+
+def _died_component(hit: LogHit) -> str:
+    """Which component a fatal line, panic or exit message is about: the line says, else the log it is in."""
+    for component, pattern in _DIED_AS:
+        if pattern.search(hit.excerpt):
+            return component
+    return hit.log_kind if hit.log_kind in LOG_PATHS else ""
+
+
+def _died_in_log(snap: NodeSnapshot, hits: list[LogHit]) -> Fail:
+    components = sorted({c for c in (_died_component(h) for h in hits) if c}) or ["a node component"]
+    named = [c for c in components if c in LOG_PATHS]
+    return Fail(
+        summary=f"{', '.join(components)} stopped: its log shows it exiting (a fatal error, a panic or the "
+        "service wrapper reporting the exit). While it is down, pods on this node get no sandbox, no network "
+        "or no Service routing.",
+        evidence=hit_evidence(hits),
+        fix=(
+            FixStep("Read why it exited: the line above is its last word; the lines before it give the cause.",
+                    tuple(f"Get-Content {LOG_PATHS[c]} -Tail 100" for c in named)),
+            *(_start_step(snap, c) for c in named),
+        ),
+    )
+
+
+def _start_step(snap: NodeSnapshot, component: str) -> FixStep:
+    svc = snap.service(component) or snap.service(component.replace("-", ""))
+    log = LOG_PATHS.get(component, "")
+    tail = (f"Get-Content {log} -Tail 50",) if log else ()
+    if svc is not None:
+        return FixStep(f"Start {component} again once the cause is fixed, and follow its log.",
+                       (f"Start-Service {svc.name}", *tail))
+    pod = _component_pod(snap, component)
+    if pod is not None:
+        meta = pod.get("metadata") or {}
+        return FixStep(
+            f"{component} runs as a pod here: delete it so its DaemonSet starts a new one, then read its log.",
+            (f"kubectl delete pod -n {meta.get('namespace', 'kube-system')} {meta.get('name', '')}",
+             f"kubectl logs -n {meta.get('namespace', 'kube-system')} -l {_component_label(component)} --tail 50"),
+        )
+    return FixStep(
+        f"Start {component} again once the cause is fixed (its service, or start.ps1 / the scheduled task that "
+        "starts it on this node).",
+        (f"Start-Service {component}", *tail),
+    )
+
+
+def _component_pod(snap: NodeSnapshot, component: str) -> dict[str, Any] | None:
+    if snap.pods is None:
+        return None
+    key = "flannel" if component == "flanneld" else component
+    return next((p for p in snap.pods.value if key in str((p.get("metadata") or {}).get("name", ""))), None)
+
+
+def _component_label(component: str) -> str:
+    return "app=flannel" if component == "flanneld" else f"k8s-app={component}"
 
 
 _SERVICE_FIX = {
@@ -206,6 +270,9 @@ def not_ready(snap: NodeSnapshot) -> Outcome:
     cond = _ready_condition(snap)
     if cond is not None and cond.get("status") == "True":
         return
+    if cond is None and not (snap.node_object.value.get("status") or {}).get("conditions"):
+        yield Unknown(needs=("the node's Ready condition (kubectl get nodes or kubectl describe node)",))
+        return
     text = (
         "no Ready condition"
         if cond is None
@@ -218,9 +285,12 @@ def not_ready(snap: NodeSnapshot) -> Outcome:
         summary=f"The node is not Ready ({text.split(':')[0]}): no new pods are scheduled here.",
         evidence=(Evidence(f"{snap.node_object.source} status.conditions[Ready]", text),),
         fix=(
-            f"Reason from the API: {(cond or {}).get('reason', 'none')} - {(cond or {}).get('message', '')}",
-            "Read the kubelet log: Get-Content " + snap.logs_seen.get("kubelet", LOG_PATHS["kubelet"]) + " -Tail 100",
-            "Check kubelet, kube-proxy and the runtime: Get-Service kubelet, kube-proxy, containerd",
+            FixStep(
+                "Read why the API says so: the Ready condition's reason and message, and the node's latest events.",
+                (f"kubectl describe node {node_hostname(snap)}",) if snap.node != "unknown" else ("kubectl get nodes -o wide",),
+            ),
+            FixStep("On the node, see whether kubelet, kube-proxy and the runtime run, and read kubelet's last words.",
+                    ("Get-Service kubelet, kube-proxy, containerd", f"Get-Content {LOG_PATHS['kubelet']} -Tail 100")),
         ),
     )
 
@@ -269,6 +339,7 @@ def _memory_of(flag_value: str) -> float | None:
 def memory_reserve_low(snap: NodeSnapshot) -> Outcome:
     flags = component_flags(snap, "kubelet")
     if flags is None:
+        yield from _reserve_from_allocatable(snap)
         return
     values = flags.value
     system, kube = values.get("system-reserved", ""), values.get("kube-reserved", "")
@@ -282,10 +353,55 @@ def memory_reserve_low(snap: NodeSnapshot) -> Outcome:
         summary=f"kubelet reserves {total / GIB:.2f} GiB of memory for the system and Kubernetes; Windows needs at "
         "least 2 GiB, or pods overcommit the node and it pages.",
         evidence=(Evidence(flags.source, shown),),
-        fix=(
-            "Add --system-reserved=memory=1536Mi --kube-reserved=memory=512Mi (2 GiB in all) to kubelet's flags "
-            "and restart kubelet.",
+        fix=_reserve_fix(snap),
+    )
+
+
+_RESERVES = "--system-reserved=memory=1536Mi --kube-reserved=memory=512Mi"
+
+
+def _reserve_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
+    """Reserve 2 GiB the way this node's kubelet is started: its service (nssm or native), else its flags."""
+    svc = snap.service("kubelet")
+    line = snap.component_command_line("kubelet")
+    if svc is not None and line is not None:
+        words = re.sub(r"\s--(?:system|kube)-reserved[= ]\S+", "", " " + line.value).strip()
+        match = re.match(r'\s*("[^"]*"|\S+)\s*(.*)$', words)
+        program, args = (match.group(1), match.group(2)) if match else (words, "")
+        if "nssm" in program.lower():
+            match = re.match(r'\s*("[^"]*"|\S+)\s*(.*)$', args)
+            program, args = (match.group(1), match.group(2)) if match else (args, "")
+        return change_arguments_steps(svc, program, f"{args} {_RESERVES}".strip())
+    return (
+        FixStep(
+            f"Add {_RESERVES} (2 GiB in all) to kubelet's flags where this node starts it (its service, or "
+            "systemReserved/kubeReserved in the kubelet config file), then restart kubelet.",
+            ("Restart-Service kubelet",),
         ),
+    )
+
+
+def _reserve_from_allocatable(snap: NodeSnapshot) -> Outcome:
+    """Without kubelet's flags, the Node's capacity minus allocatable memory is what it reserves (and evicts at)."""
+    if snap.node_object is None:
+        return
+    status = snap.node_object.value.get("status") or {}
+    capacity = parse_quantity(str((status.get("capacity") or {}).get("memory") or ""))
+    allocatable = parse_quantity(str((status.get("allocatable") or {}).get("memory") or ""))
+    if capacity is None or allocatable is None or capacity <= 0:
+        return
+    reserved = capacity - allocatable
+    if reserved >= 2 * GIB:
+        return
+    yield Fail(
+        summary=f"The node keeps {reserved / GIB:.2f} GiB of its {capacity / GIB:.1f} GiB memory out of pods' reach "
+        "(capacity minus allocatable); Windows needs at least 2 GiB reserved for the system and Kubernetes, or pods "
+        "overcommit the node and it pages.",
+        evidence=(
+            Evidence(f"{snap.node_object.source} status.capacity.memory", str(status["capacity"]["memory"])),
+            Evidence(f"{snap.node_object.source} status.allocatable.memory", str(status["allocatable"]["memory"])),
+        ),
+        fix=_reserve_fix(snap),
     )
 
 
@@ -408,13 +524,31 @@ def config_drift(snap: NodeSnapshot) -> Outcome:
         theirs = [p.facts.get(key) for p in view.peers if p.facts.get(key)]
         if len(theirs) < 2 or len(set(theirs)) != 1 or theirs[0] == value:
             continue
+        what = _DRIFT_WORDS.get(key, key.replace("_", " "))
         yield Fail(
-            summary=f"{key} is {value} here but {theirs[0]} on the other {len(theirs)} Windows nodes: this node is "
-            "the odd one out.",
+            summary=f"This node's {what} is {value}, but the other {len(theirs)} Windows nodes all have {theirs[0]}: "
+            "this node is the odd one out.",
             evidence=(
-                Evidence(f"Node/{snap.node}", f"{key}={value}"),
+                Evidence(f"Node/{snap.node}", f"{what}: {value}"),
                 Evidence(view.source or "peers", ", ".join(f"{p.node}: {p.facts.get(key)}" for p in view.peers)),
             ),
-            fix=(f"Align {key} with the other nodes ({theirs[0]}) unless the difference is intended.",),
+            fix=(f"Give this node the same {what} as the others ({theirs[0]}), unless the difference is intended.",),
             subject=key,
         )
+
+
+# The facts node.config-drift compares, as a person says them.
+_DRIFT_WORDS = {
+    "pause_image": "pause (sandbox) image",
+    "runtime_version": "container runtime version",
+    "os_build": "Windows build",
+    "cni_type": "CNI plugin",
+    "kube_proxy_network": "kube-proxy network name",
+    "kube_proxy_mode": "kube-proxy mode",
+    "hotfix_level": "Windows update level",
+    "kubelet_minor": "kubelet minor version",
+    "kubelet_version": "kubelet version",
+    "kube_proxy_version": "kube-proxy version",
+    "kernel_version": "kernel version",
+    "os_image": "OS image",
+}

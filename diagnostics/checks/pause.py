@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from diagnostics.checks.common import component_flags, hit_evidence, parsed_file, restart_command
-from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.checks.common import component_flags, hit_evidence, node_hostname, parsed_file, restart_command
+from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.parsers.flannel import parse_containerd_sandbox_image
 from diagnostics.registry import check
 from diagnostics.snapshot import Fact, NodeSnapshot
@@ -68,9 +68,12 @@ def _event_evidence(snap: NodeSnapshot, events: list[dict[str, Any]]) -> list[Ev
     out = []
     for e in events[:3]:
         obj = e.get("involvedObject") or {}
+        meta = e.get("metadata") or {}
+        # Events are namespaced: the name alone does not find the object (``kubectl get event -n``).
+        name = f"{meta['namespace']}/{meta.get('name', '')}" if meta.get("namespace") else meta.get("name", "")
         out.append(
             Evidence(
-                f"{source} Event/{(e.get('metadata') or {}).get('name', '')}",
+                f"{source} Event/{name}",
                 f"{obj.get('kind', 'Pod')}/{obj.get('namespace', '')}/{obj.get('name', '')}: {e.get('reason')}: "
                 f"{e.get('message', '')}",
             )
@@ -78,15 +81,56 @@ def _event_evidence(snap: NodeSnapshot, events: list[dict[str, Any]]) -> list[Ev
     return out
 
 
-def _use_pause_fix(snap: NodeSnapshot) -> tuple[str, ...]:
-    fact = snap.file("containerd-config.toml")
-    path = fact.path if fact is not None else CONTAINERD_CONFIG
-    return (
-        f'Set sandbox_image = "{RECOMMENDED_PAUSE}" (multi-arch, matches every Windows host) under '
-        f'[plugins."io.containerd.grpc.v1.cri"] in {path}, then {restart_command(snap, "containerd")}.',
-        f"If kubelet sets it, change --pod-infra-container-image={RECOMMENDED_PAUSE} instead and restart kubelet.",
-        f"crictl pull {RECOMMENDED_PAUSE}; then delete the stuck pods so their sandboxes are created again.",
-    )
+def _runtime(snap: NodeSnapshot) -> str:
+    """``containerd`` or ``docker``: who creates this node's sandboxes (containerd unless Docker is seen)."""
+    runtime = str(snap.node_info().get("containerRuntimeVersion") or "")
+    if runtime.startswith("docker://"):
+        return "docker"
+    if snap.service("docker") is not None and snap.service("containerd") is None and snap.file("containerd-config.toml") is None:
+        return "docker"
+    return "containerd"
+
+
+def _use_pause_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
+    steps: list[FixStep] = []
+    if _runtime(snap) == "containerd":
+        # With containerd the sandbox image is containerd's setting: kubelet's flag is ignored (and gone in 1.27).
+        fact = snap.file("containerd-config.toml")
+        path = fact.path if fact is not None and fact.path.lower().endswith(".toml") and ":" in fact.path else CONTAINERD_CONFIG
+        steps.append(
+            FixStep(
+                f'Set sandbox_image = "{RECOMMENDED_PAUSE}" (multi-arch: it matches every Windows host) under '
+                f'[plugins."io.containerd.grpc.v1.cri"] in {path}, pull it and restart containerd.',
+                (
+                    f"notepad {path}",
+                    f"crictl pull {RECOMMENDED_PAUSE}",
+                    restart_command(snap, "containerd"),
+                ),
+            )
+        )
+    else:
+        steps.append(
+            FixStep(
+                f"With Docker the pause image is kubelet's --pod-infra-container-image: set it to a pause image "
+                f"built for this host (or the multi-arch {RECOMMENDED_PAUSE}) and restart kubelet.",
+                (f"docker pull {RECOMMENDED_PAUSE}", restart_command(snap, "kubelet")),
+            )
+        )
+    stuck = [key.split("/", 1) for key, _why in stuck_pods(snap)]
+    if stuck:
+        commands = tuple(f"kubectl delete pod -n {ns} {name}" for ns, name in stuck[:10])
+        steps.append(FixStep("Delete the stuck pods so that their sandboxes are created again with the new image.", commands))
+    else:
+        where = (
+            f"kubectl get pods -A -o wide --field-selector spec.nodeName={node_hostname(snap)}"
+            if snap.node != "unknown"
+            else "kubectl get pods -A -o wide | Select-String ContainerCreating"
+        )
+        steps.append(
+            FixStep("Find the pods stuck in ContainerCreating on this node and delete them so that their sandboxes "
+                    "are created again with the new image.", (where,))
+        )
+    return tuple(steps)
 
 
 @check(
@@ -157,7 +201,7 @@ def wincat_missing(snap: NodeSnapshot) -> Outcome:
         + (f"; {image.value} predates it." if old and image is not None else "."),
         evidence=tuple(evidence),
         fix=(
-            *_use_pause_fix(snap)[:2],
-            "registry.k8s.io/pause:3.6+ and mcr.microsoft.com/oss/kubernetes/pause:3.6+ include wincat.",
+            _use_pause_fix(snap)[0],
+            FixStep("registry.k8s.io/pause:3.6+ and mcr.microsoft.com/oss/kubernetes/pause:3.6+ include wincat."),
         ),
     )

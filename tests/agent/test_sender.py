@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -125,3 +126,32 @@ def test_queue_files_are_written_before_sending(tmp_path: Path, closed_port_url)
     assert queue.items()[1].name == "000000000008-3.json.gz" and queue.max_sequence() == 8
     result = _sender(closed_port_url, attempts=2).flush(queue)
     assert result.pending == 2 and "refused" in result.last_error.lower()
+
+
+def test_an_agent_whose_state_is_lost_starts_a_new_instance_and_keeps_it_across_restarts(
+    tmp_path: Path, dashboard
+) -> None:
+    _agent(tmp_path, dashboard.url).cycle()
+    _agent(tmp_path, dashboard.url).cycle()
+    first, second = (r["agent_instance"] for r in dashboard.reports)
+    assert first == second and len(first) == 32
+    (tmp_path / "state" / "state.json").unlink()  # the node was reimaged
+    _agent(tmp_path, dashboard.url).cycle()
+    third = dashboard.reports[-1]
+    assert third["agent_instance"] != first and third["sequence"] == 1
+
+
+def test_a_dashboard_answering_503_keeps_the_report_queued_for_later(tmp_path: Path, dashboard) -> None:
+    dashboard.responses = [(503, b'{"error": "database"}', {"Retry-After": "10"})] * 4
+    agent = _agent(tmp_path, dashboard.url)
+    result = agent.cycle()
+    assert (result.sent, result.rejected, result.pending) == (0, 0, 1)
+    agent.cycle()
+    assert [r["sequence"] for r in dashboard.reports] == [1, 2]
+
+
+def test_no_nul_or_lone_surrogate_is_ever_sent(tmp_path: Path) -> None:
+    queue = ReportQueue(tmp_path / "q", 1024 * 1024)
+    queue.put({"sequence": 1, "logs": {"kubelet": {"text": "cut \ud800 here\u0000"}}})
+    text = gzip.decompress(queue.items()[0].read_bytes()).decode("utf-8")
+    assert json.loads(text)["logs"]["kubelet"]["text"] == "cut \ufffd here\ufffd"

@@ -399,7 +399,7 @@ def test_the_node_consumer_renders_bundle_progress_for_operators(node: Node, ope
     bundle = Bundle.objects.create(state=Bundle.RUNNING, progress=42)
     bundle.nodes.set([node])
     html = NodeConsumer()._render_bundle(bundle.pk)
-    assert 'id="bundle-status"' in html and 'hx-swap-oob="true"' in html and "42%" in html
+    assert 'id="bundle-status"' in html and 'hx-swap-oob="morph"' in html and "42%" in html
     assert "fresh logs" not in html
     bundles.set_stage(bundle.pk, "asking win-prod-02 for fresh logs…")
     html = NodeConsumer()._render_bundle(bundle.pk)

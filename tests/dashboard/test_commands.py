@@ -31,3 +31,18 @@ def test_revoke_token_revokes_every_active_token_of_the_node() -> None:
     assert AgentToken.authenticate(out.getvalue().strip()) is None
     with pytest.raises(CommandError, match="no active token"):
         call_command("revoke_token", "prod-eu", "win-node-01")
+
+
+def test_remove_node_deletes_the_node_and_its_tokens_stop_working() -> None:
+    from dashboard.models import Node, enroll
+
+    _node, raw = enroll("prod-eu", "win-node-01")
+    out = StringIO()
+    call_command("remove_node", "prod-eu", "win-node-01", "--yes", stdout=out)
+    assert "removed prod-eu/win-node-01" in out.getvalue()
+    assert not Node.objects.exists() and AgentToken.authenticate(raw) is None
+
+
+def test_remove_node_refuses_an_unknown_node() -> None:
+    with pytest.raises(CommandError, match="no node prod-eu/nope"):
+        call_command("remove_node", "prod-eu", "nope", "--yes")

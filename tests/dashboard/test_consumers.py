@@ -30,7 +30,7 @@ async def test_the_fleet_consumer_sends_the_current_state_on_connect(viewer: Any
     connected, _ = await comm.connect()
     assert connected
     frame = await comm.receive_from(timeout=5)
-    assert 'id="fleet-table" hx-swap-oob="true"' in frame and "win-a" in frame
+    assert 'id="fleet-table" hx-swap-oob="morph"' in frame and "win-a" in frame
     await comm.disconnect()
 
 
@@ -116,3 +116,31 @@ async def test_visitors_of_a_node_page_share_one_rendering_of_a_change(viewer: A
     assert len(rendered) == 1  # the five arrived together: one rendered, four waited for it
     for comm in comms:
         await comm.disconnect()
+
+
+async def test_a_new_epoch_of_the_sequence_numbers_asks_for_the_full_state() -> None:
+    consumer = NodeConsumer()
+    assert not consumer.gap({"epoch": 100, "seq": 41})  # the first event after connect
+    assert not consumer.gap({"epoch": 100, "seq": 42})
+    # Redis restarted without its data: the numbers start again at 1, in a newer epoch.
+    assert consumer.gap({"epoch": 200, "seq": 1})
+    assert (consumer.epoch, consumer.last_seq) == (200, 1)
+    assert not consumer.gap({"epoch": 200, "seq": 2})
+    assert consumer.gap({"epoch": 100, "seq": 43})  # a late event of the old epoch: resync, keep the new one
+    assert (consumer.epoch, consumer.last_seq) == (200, 2)
+
+
+async def test_a_frame_cached_before_a_redis_restart_is_not_sent_for_the_same_number_after_it(viewer: Any) -> None:
+    node, _ = await database_sync_to_async(enroll)("prod-eu", "win-a")
+    comm = communicator(NodeConsumer, "/ws/x/", viewer, cluster="prod-eu", name="win-a")
+    await comm.connect()
+    await comm.receive_from(timeout=5)
+    layer = get_channel_layer()
+    await layer.group_send(node.group, {"type": "node.changed", "node_id": node.pk, "epoch": 1, "seq": 7})
+    before = await comm.receive_from(timeout=5)
+    await database_sync_to_async(Node.objects.filter(pk=node.pk).update)(os_build="10.0.20348.2700")
+    # After the restart, number 7 is reached again: the frame is rendered anew, not taken from the cache.
+    await layer.group_send(node.group, {"type": "node.changed", "node_id": node.pk, "epoch": 2, "seq": 7})
+    after = await comm.receive_from(timeout=5)
+    assert "10.0.20348.2700" not in before and "10.0.20348.2700" in after
+    await comm.disconnect()

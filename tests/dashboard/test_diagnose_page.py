@@ -64,7 +64,7 @@ def test_a_stranger_is_sent_to_sign_in(client: Any) -> None:
 
 def test_every_role_gets_the_page_with_both_forms(signed_in: Any) -> None:
     html = signed_in.get("/diagnose").content.decode()
-    assert '<a href="/diagnose">Diagnose</a>' in html
+    assert '<a href="/diagnose" aria-current="page">Diagnose</a>' in html
     # Without JavaScript the forms post as they are; with htmx the upload shows its indicator.
     assert re.search(r'<form method="post" action="/diagnose" enctype="multipart/form-data"[^>]*hx-indicator=', html)
     assert 'name="bundle"' in html and 'name="text"' in html and 'id="upload-busy" class="htmx-indicator"' in html

@@ -23,16 +23,78 @@ def test_a_stranger_is_sent_to_sign_in(client: Any) -> None:
     assert response["Location"].startswith("/login/")
 
 
-def test_the_fleet_lists_nodes_grouped_by_cluster_worst_first(client: Any, viewer: Any) -> None:
+def test_the_fleet_lists_nodes_worst_first_across_clusters(client: Any, viewer: Any) -> None:
+    add_node("a-new", "win-fresh")  # a cluster that sorts first, with a node that has no data yet
     add_node("prod-eu", "win-ok", health="ok", health_rank=0)
     add_node("prod-eu", "win-bad", health="critical", health_rank=3, critical_count=1)
     add_node("staging-us", "win-stage", health="warning", health_rank=2, warning_count=2)
     client.force_login(viewer)
     html = client.get("/").content.decode()
-    assert (
-        html.index("Cluster prod-eu") < html.index("win-bad") < html.index("win-ok") < html.index("Cluster staging-us")
-    )
+    assert html.index(">win-bad<") < html.index(">win-stage<") < html.index(">win-ok<") < html.index(">win-fresh<")
+    assert "Cluster prod-eu" not in html  # no grouping unless asked
     assert 'ws-connect="/ws/fleet/?' in html
+
+
+def test_the_fleet_groups_by_cluster_on_request(client: Any, viewer: Any) -> None:
+    add_node("prod-eu", "win-ok", health="ok", health_rank=0)
+    add_node("prod-eu", "win-bad", health="critical", health_rank=3, critical_count=1)
+    add_node("staging-us", "win-stage", health="warning", health_rank=2, warning_count=2)
+    client.force_login(viewer)
+    html = client.get("/", {"group": "cluster"}).content.decode()
+    order = [html.index(text) for text in ("Cluster prod-eu", ">win-bad<", ">win-ok<", "Cluster staging-us")]
+    assert order == sorted(order)
+
+
+def test_the_fleet_sorts_by_a_column_both_ways(client: Any, viewer: Any) -> None:
+    add_node("prod-eu", "win-b")
+    add_node("prod-eu", "win-a")
+    client.force_login(viewer)
+    up = client.get("/", {"sort": "name"}).content.decode()
+    down = client.get("/", {"sort": "-name"}).content.decode()
+    assert up.index(">win-a<") < up.index(">win-b<") and down.index(">win-b<") < down.index(">win-a<")
+    assert 'aria-sort="ascending"' in up and 'aria-sort="descending"' in down
+
+
+def test_the_fleet_summary_counts_nodes_by_health_then_findings_by_severity(client: Any, viewer: Any) -> None:
+    add_node("prod-eu", "win-bad", health="critical", health_rank=3, critical_count=3, warning_count=1)
+    add_node("prod-eu", "win-ok", health="ok", health_rank=0)
+    client.force_login(viewer)
+    html = client.get("/").content.decode()
+    nodes = html.split('aria-label="Nodes by health"', 1)[1].split("</div>", 1)[0]
+    findings = html.split('aria-label="Open findings by severity"', 1)[1].split("</div>", 1)[0]
+    assert 'data-health="critical"><span class="num">1</span>' in nodes
+    assert 'data-health="ok"><span class="num">1</span>' in nodes
+    assert 'data-severity="critical"><span class="num">3</span>' in findings
+
+
+def test_a_fleet_row_shows_the_top_finding_and_its_triage_state(client: Any, viewer: Any) -> None:
+    from django.utils import timezone
+
+    node = add_node("prod-eu", "win-bad", health="critical", health_rank=3, critical_count=1, warning_count=1)
+    Finding.objects.create(node=node, check_id="node.version-skew", severity="warning", title="Skewed", summary="s")
+    Finding.objects.create(
+        node=node,
+        check_id="flannel.subnet-env-missing",
+        severity="critical",
+        title="subnet.env is missing",
+        summary="s",
+        acknowledged_at=timezone.now(),
+    )
+    client.force_login(viewer)
+    row = client.get("/").content.decode().split(f'id="node-row-{node.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert "subnet.env is missing" in row and "Skewed" not in row
+    assert "1 ack" in row
+
+
+def test_the_heatmap_links_a_cluster_and_area_to_the_filtered_list(client: Any, viewer: Any) -> None:
+    add_node("prod-eu", "win-bad", health="critical", health_rank=3, open_checks=" flannel.subnet-env-missing ")
+    add_node("prod-eu", "win-hns", health="critical", health_rank=3, open_checks=" hns.network-missing ")
+    client.force_login(viewer)
+    html = client.get("/").content.decode()
+    assert 'href="?cluster=prod-eu&amp;area=flannel"' in html
+    filtered = client.get("/", {"cluster": "prod-eu", "area": "flannel"}).content.decode()
+    table = filtered.split('id="fleet-table"', 1)[1]
+    assert ">win-bad<" in table and ">win-hns<" not in table
 
 
 @pytest.mark.parametrize(
@@ -120,14 +182,65 @@ def test_a_viewer_cannot_run_diagnostics_or_create_tokens(client: Any, viewer: A
 def test_an_operator_enrolls_a_node_and_sees_its_token_once(client: Any, operator: Any) -> None:
     client.force_login(operator)
     response = client.post("/enroll", {"cluster": "prod-eu", "node": "win-new"})
-    assert response.status_code == 201
-    html = response.content.decode()
+    assert response.status_code == 302 and response["Location"] == "/clusters/prod-eu/nodes/win-new/#admin"
+    html = client.get("/clusters/prod-eu/nodes/win-new/").content.decode()
     token = AgentToken.objects.get(node__name="win-new")
     raw = html.split("<pre><code>", 1)[1].split("</code>", 1)[0]
     assert raw.startswith("wnd_") and AgentToken.authenticate(raw) == token
     assert token.token_hash not in html
-    assert raw not in client.get("/clusters/prod-eu/nodes/win-new/").content.decode()
+    assert f"-Dashboard http://testserver -Cluster prod-eu -Token {raw}" in html
+    assert f"--from-literal=token={raw}" in html
+    reloaded = client.get("/clusters/prod-eu/nodes/win-new/").content.decode()
+    assert raw not in reloaded and AgentToken.objects.count() == 1  # a reload mints nothing
     assert Cluster.objects.filter(name="prod-eu").exists()
+
+
+def test_enrolling_a_node_that_has_active_tokens_warns(client: Any, operator: Any) -> None:
+    enroll("prod-eu", "win-a")
+    client.force_login(operator)
+    response = client.post("/enroll", {"cluster": "prod-eu", "node": "win-a"}, follow=True)
+    html = response.content.decode()
+    assert "already enrolled and still has 1 active token" in html
+    assert "2 active tokens" in html
+
+
+def test_an_operator_removes_a_node_with_its_tokens(client: Any, operator: Any) -> None:
+    _node, raw = enroll("prod-eu", "win-a")
+    client.force_login(operator)
+    response = client.post("/clusters/prod-eu/nodes/win-a/remove")
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert not Node.objects.filter(name="win-a").exists()
+    assert AgentToken.authenticate(raw) is None
+
+
+def test_a_viewer_cannot_remove_a_node(client: Any, viewer: Any) -> None:
+    enroll("prod-eu", "win-a")
+    client.force_login(viewer)
+    assert client.post("/clusters/prod-eu/nodes/win-a/remove").status_code == 403
+    assert Node.objects.filter(name="win-a").exists()
+
+
+def test_a_node_without_a_report_says_so(client: Any, viewer: Any) -> None:
+    enroll("prod-eu", "win-a")
+    client.force_login(viewer)
+    html = client.get("/clusters/prod-eu/nodes/win-a/").content.decode()
+    assert "No report yet" in html and "every check passed" not in html
+    assert "waiting for its first report" in html
+
+
+def test_a_node_whose_tokens_are_all_revoked_says_reports_are_refused(client: Any, viewer: Any) -> None:
+    from django.utils import timezone
+
+    enroll("prod-eu", "win-a")
+    AgentToken.objects.update(revoked_at=timezone.now())
+    client.force_login(viewer)
+    html = client.get("/clusters/prod-eu/nodes/win-a/").content.decode()
+    assert "reports refused: every token revoked" in html
+
+
+def test_the_favicon_is_served(client: Any) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
 
 
 def test_enrolling_with_a_bad_name_says_why(client: Any, operator: Any) -> None:
@@ -143,7 +256,7 @@ def test_an_operator_revokes_a_token(client: Any, operator: Any) -> None:
     client.force_login(operator)
     token = AgentToken.objects.get()
     response = client.post(f"/clusters/prod-eu/nodes/win-a/tokens/{token.pk}/revoke")
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"].endswith("#admin")
     assert AgentToken.authenticate(raw) is None
 
 

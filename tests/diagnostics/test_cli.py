@@ -75,9 +75,11 @@ def run_main(*args: str, stdout: io.StringIO | None = None) -> tuple[int, str, s
 
 
 class TestJson:
-    def test_it_prints_one_findings_document_and_exits_0(self, checks: dict[str, CheckSpec]) -> None:
+    def test_it_prints_one_findings_document_and_exits_3_for_a_critical_finding(
+        self, checks: dict[str, CheckSpec]
+    ) -> None:
         code, out, err = run_main(str(EXPORTED), "--format", "json")
-        assert (code, err) == (0, "")
+        assert (code, err) == (3, "")
         doc = json.loads(out)
         assert doc["format"] == "findings/v1"
         assert [f["check"] for f in doc["findings"]] == ["test.fires", "test.undecided", "test.hostile"]
@@ -118,7 +120,7 @@ class TestText:
         assert "node win-node-02" in out
         assert "win-node-02-20240611T093015Z/logs/flanneld.log:3" in out
         assert "    1. Set NODE_NAME to this node's name." in out
-        assert "    2. Restart flanneld:\n       Restart-Service flanneld" in out
+        assert "    2. Restart flanneld:\n         Restart-Service flanneld" in out
         assert "Docs: https://example.test/fires" in out
         assert "Summary: 1 critical, 0 warning, 1 info; 1 undecided (missing data)" in out
         assert "ISSUE.md: issue text of an earlier export" in out
@@ -152,7 +154,8 @@ class TestMarkdown:
         assert "<details><summary>Evidence</summary>" in out
         assert "`win-node-02-20240611T093015Z/logs/flanneld.log:3`" in out
         assert (
-            "1. Set NODE_NAME to this node's name.\n2. Restart flanneld:\n\n   ```\n   Restart-Service flanneld\n   ```"
+            "1. Set NODE_NAME to this node's name.\n2. Restart flanneld:\n\n   ```powershell\n   Restart-Service flanneld\n"
+            "   ```"
             in out
         )
 
@@ -191,13 +194,20 @@ class TestUnusableInput:
 class TestManagementCommand:
     def test_call_command_prints_the_findings(self, checks: dict[str, CheckSpec]) -> None:
         out = io.StringIO()
-        call_command("diagnose", str(EXPORTED), "--format", "json", stdout=out)
+        call_command("diagnose", str(EXPORTED), "--format", "json", "--exit-zero", stdout=out)
         assert json.loads(out.getvalue())["findings"][0]["check"] == "test.fires"
 
     def test_call_command_selects_a_node(self, checks: dict[str, CheckSpec]) -> None:
         out = io.StringIO()
         call_command(
-            "diagnose", str(FIXTURES / "troubleshoot"), "--format", "json", "--node", "win-node-03", stdout=out
+            "diagnose",
+            str(FIXTURES / "troubleshoot"),
+            "-o",
+            "json",
+            "--node",
+            "win-node-03",
+            "--exit-zero",
+            stdout=out,
         )
         assert {f["node"] for f in json.loads(out.getvalue())["findings"]} == {"win-node-03"}
 
@@ -215,14 +225,28 @@ class TestProcesses:
     """The real entry points, as an SRE runs them: only JSON on stdout, exit codes 0 and 2."""
 
     @pytest.mark.parametrize("entry", [["-m", "diagnostics"], ["manage.py", "diagnose"]])
-    def test_a_bundle_gives_json_on_stdout_and_exit_0(self, entry: list[str], tmp_path: Path) -> None:
+    def test_a_bundle_gives_json_on_stdout_and_exit_0_with_exit_zero(self, entry: list[str], tmp_path: Path) -> None:
         bundle = make_zip(FIXTURES / "aks", tmp_path / "AKSWIN000000-20240611-093015_logs.zip", backslashes=True)
-        done = run_process(*entry, str(bundle), "--format", "json")
+        done = run_process(*entry, str(bundle), "--format", "json", "--exit-zero")
         assert done.returncode == 0, done.stderr
         doc = json.loads(done.stdout)
         assert doc["format"] == "findings/v1"
         assert {"path": "kubelet.log", "kind": "kubelet-log", "bytes": 1211} in doc["inputs"]
         assert all(f["node"] == "akswin000000" for f in doc["findings"])
+
+    @pytest.mark.parametrize("entry", [["-m", "diagnostics"], ["manage.py", "diagnose"]])
+    def test_failing_findings_give_exit_3_for_critical_and_4_for_warnings_only(
+        self, entry: list[str], tmp_path: Path
+    ) -> None:
+        critical = tmp_path / "kubelet.log"
+        critical.write_text("F1017 17:21:13.974464   77496 server.go:207] [invalid configuration]\n")
+        assert run_process(*entry, str(critical), "-o", "json").returncode == 3
+        warning = tmp_path / "kube-proxy.log"
+        warning.write_text('E1222 10:21:07.484910    5948 proxier.go:1202] "Policy creation failed" err="x"\n')
+        assert run_process(*entry, str(warning), "-o", "json").returncode == 4
+        healthy = tmp_path / "flanneld.log"
+        healthy.write_text("I0416 11:46:48.830364    4680 kube.go:139] Waiting 10m0s for node controller to sync\n")
+        assert run_process(*entry, str(healthy), "-o", "json").returncode == 0
 
     @pytest.mark.parametrize("entry", [["-m", "diagnostics"], ["manage.py", "diagnose"]])
     def test_unusable_input_gives_exit_2_one_line_on_stderr_and_empty_stdout(

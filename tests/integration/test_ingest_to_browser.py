@@ -22,7 +22,7 @@ def test_a_fault_in_a_report_reaches_the_node_page_and_its_fix_resolves_it(stack
         status, body = post(stack.url, token, make_report(subnet_env=None))
         assert status == 202, body
         frame = wait_for_frame(socket, "flannel.subnet-env-missing")
-        assert 'hx-swap-oob="true"' in frame
+        assert 'hx-swap-oob="morph"' in frame
 
         status, body = post(stack.url, token, make_report())
         assert status == 202, body

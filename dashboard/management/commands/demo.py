@@ -1,8 +1,10 @@
 """``manage.py demo``: the whole product on embedded defaults, with a simulated fleet.
 
 Starts Redis (unless ``REDIS_URL`` is set), the ASGI web server, one Celery
-worker with beat, and one agent in scenario mode per scenario under
-``agent/scenarios/``; prints the URL and the logins; Ctrl-C stops everything.
+worker with beat, the cluster watcher (the clusters of ``WND_CLUSTERS`` or
+``WND_CLUSTERS_FILE``; the simulated clusters when neither is set), and one
+agent in scenario mode per scenario under ``agent/scenarios/``; prints the URL
+and the logins; Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ def demo_scenarios() -> list[tuple[Path, str, str]]:
         if data.get("demo", True):
             found.append((path, str(data["cluster"]), str(data["node"])))
     return found
+
+
+def watcher_command() -> list[str]:
+    """The configured clusters (``WND_CLUSTERS`` / ``WND_CLUSTERS_FILE``), or the simulated ones when none is."""
+    command = [python(), str(Path(settings.BASE_DIR) / "manage.py"), "watch_cluster"]
+    if settings.WND_CLUSTERS or settings.WND_CLUSTERS_FILE:
+        return command
+    # The simulated fleet's clusters, behind the same seam as a real API server.
+    return [*command, "--simulated", "--tick", "20"]
 
 
 def stop_on_signal(signum: int, frame: Any) -> None:
@@ -84,12 +95,7 @@ class Command(BaseCommand):
         supervisor.start("web", web_command(port), env=env)
         beat_schedule = Path(settings.VAR_DIR) / "celerybeat-schedule"
         supervisor.start("worker", worker_command(concurrency=2, beat_schedule=beat_schedule), env=env)
-        # The simulated fleet's clusters, behind the same seam as a real API server.
-        supervisor.start(
-            "watcher",
-            [python(), str(Path(settings.BASE_DIR) / "manage.py"), "watch_cluster", "--simulated", "--tick", "20"],
-            env=env,
-        )
+        supervisor.start("watcher", watcher_command(), env=env)
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
         return env
 

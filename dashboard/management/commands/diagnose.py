@@ -1,7 +1,8 @@
-"""``manage.py diagnose PATH [--format text|json|markdown] [--node NAME]``: diagnose a bundle offline.
+"""``manage.py diagnose PATH [-o text|json|markdown] [--node NAME] [--exit-zero]``: diagnose a bundle offline.
 
-A thin wrapper over ``diagnostics.cli``: no database, Redis or cluster is touched.
-Exit status 2 (one line on stderr, nothing on stdout) when the input is unusable.
+A thin wrapper over ``diagnostics.cli``: no database, Redis or cluster is touched. Exit status as
+``python -m diagnostics``: 3 for a failing critical finding, 4 for failing warnings only, 2 (one line
+on stderr, nothing on stdout) when the input is unusable, 0 otherwise or with ``--exit-zero``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         color = not options.get("no_color") and (options.get("force_color") or cli.use_color(self.stdout))
         try:
-            output = cli.execute(
+            output, status = cli.run_command(
                 options.get("path"),
                 fmt=options["format"],
                 node=options.get("node"),
@@ -36,3 +37,6 @@ class Command(BaseCommand):
         except BundleError as exc:
             raise CommandError(cli.one_line(str(exc)), returncode=cli.EXIT_UNUSABLE) from None
         self.stdout.write(output, ending="")
+        if status and not options.get("exit_zero"):
+            self.stdout.flush()
+            raise SystemExit(status)

@@ -47,7 +47,7 @@ class Command(BaseCommand):
         next_tick = time.monotonic() + tick
         try:
             while not stopping.is_set() and watcher.alive():
-                stopping.wait(0.5)
+                stopping.wait(0.2)
                 heartbeat.beat("watcher")  # the liveness probe: python -m dashboard.heartbeat watcher
                 if tick and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + tick
@@ -57,7 +57,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            watcher.close()
+            watcher.close(timeout=2.0)  # each cluster stops within about a second: streams are cut
         self.stdout.write("Stopped watching.")
 
     def syncs(self, simulated: bool, only: set[str]) -> list[ClusterSync]:

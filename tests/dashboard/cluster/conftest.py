@@ -1,4 +1,10 @@
-"""Cluster-source fixtures: the lab cluster's API objects (tests/fixtures/cluster), a fake API server, a sync."""
+"""Cluster-source fixtures: the lab cluster's API objects (tests/fixtures/cluster), the real API server, a sync.
+
+``kube_server`` is one real kube-apiserver (v1.28.0, etcd, RBAC) for the whole session
+(``../shared/kube``); ``kube`` empties it and creates the lab cluster in it for a test;
+``lab_kubeconfig`` is a kubeconfig of the dashboard's ServiceAccount, bound by
+``deploy/kubernetes/base/dashboard/rbac.yaml`` as shipped, so every test runs with the real permissions.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +19,17 @@ import pytest
 
 from dashboard.cluster.simulated import SimulatedSource
 from dashboard.cluster.sync import ClusterSync, Timing
-
-from .fakeapi import FakeApiServer
+from tests.kubeapi import KubeApi
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cluster"
-FAST = Timing(backoff_first=0.05, backoff_max=0.2, settle=0.05, cluster_wide_every=0.0, state_every=0.0)
+FAST = Timing(
+    backoff_first=0.05,
+    backoff_max=0.2,
+    settle=0.05,
+    cluster_wide_every=0.0,
+    state_every=0.0,
+    starting_grace=15.0,
+)
 
 
 def api_list(name: str) -> dict[str, Any]:
@@ -78,12 +90,29 @@ def run_sync(transactional_db: Any) -> Callable[..., Running]:
     return start
 
 
+@pytest.fixture(scope="session")
+def kube_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
+    """A real API server for the session (about 4 s to start)."""
+    api = KubeApi.start(tmp_path_factory.mktemp("kube-apiserver"))
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
 @pytest.fixture
-def fake_api() -> Iterator[FakeApiServer]:
-    server = FakeApiServer(lab_source(watch_seconds=5))
-    server.up()
-    yield server
-    server.down()
+def kube(kube_server: KubeApi) -> KubeApi:
+    """The real API server holding exactly the lab cluster."""
+    kube_server.wait_ready()
+    kube_server.reset()
+    kube_server.load_lab()
+    return kube_server
+
+
+@pytest.fixture
+def lab_kubeconfig(kube: KubeApi, tmp_path: Path) -> Path:
+    """A kubeconfig of the dashboard's ServiceAccount (deploy/kubernetes/base/dashboard/rbac.yaml), context ``lab``."""
+    return kube.kubeconfig_for(tmp_path / "dashboard.kubeconfig", token=kube.dashboard_token(), context="lab")
 
 
 def sync_now(source: SimulatedSource, *, diagnose: bool = True) -> Any:

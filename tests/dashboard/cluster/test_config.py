@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,12 @@ def test_it_reads_a_file(tmp_path: Path) -> None:
 def test_a_simulated_cluster_needs_a_recording() -> None:
     with pytest.raises(ConfigError, match="no recorded cluster"):
         ClusterConfig("nowhere", simulated=True).source()
+
+
+def test_the_demo_watches_the_configured_clusters_and_the_simulated_ones_only_when_none_is(settings: Any) -> None:
+    from dashboard.management.commands.demo import watcher_command
+
+    settings.WND_CLUSTERS, settings.WND_CLUSTERS_FILE = "", ""
+    assert watcher_command()[-4:] == ["watch_cluster", "--simulated", "--tick", "20"]
+    settings.WND_CLUSTERS = "mine=context:kind-mine"
+    assert watcher_command()[-1] == "watch_cluster"

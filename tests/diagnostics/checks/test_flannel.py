@@ -15,8 +15,8 @@ class TestSubnetEnvMissing:
 
         assert finding.severity.slug == "critical"
         assert r"C:\run\flannel\subnet.env does not exist" in finding.evidence[0].excerpt
-        assert finding.fix[0].startswith("Restart-Service flanneld")
-        written = finding.fix[1]
+        assert finding.steps[0].commands[0] == "Restart-Service flanneld"
+        written = "\n".join(finding.steps[1].commands)
         assert "FLANNEL_NETWORK=10.244.0.0/16" in written
         assert "FLANNEL_SUBNET=10.244.2.1/24" in written
         assert "FLANNEL_MTU=1500" in written

@@ -37,5 +37,20 @@ class TestOsVersionMismatch:
         pod["spec"]["runtimeClassName"] = "runhcs-wcow-hypervisor"
         assert failures(make_snapshot(pods=(pod,)), CHECK) == []
 
+    def test_it_accepts_host_process_pods_whatever_build_their_image_names(self) -> None:
+        # HostProcess containers run on the host, not in a container of their own OS version
+        # (Kubernetes docs, "Create a Windows HostProcess Pod": images need not match the host's build).
+        pod = pod_with_image("mcr.microsoft.com/windows/servercore:ltsc2019")
+        pod["spec"]["securityContext"] = {
+            "windowsOptions": {"hostProcess": True, "runAsUserName": "NT AUTHORITY\\SYSTEM"}
+        }
+        pod["spec"]["hostNetwork"] = True
+        assert failures(make_snapshot(pods=(pod,)), CHECK) == []
+
+    def test_it_checks_a_container_that_says_it_is_not_host_process(self) -> None:
+        pod = pod_with_image("mcr.microsoft.com/windows/servercore:ltsc2019")
+        pod["spec"]["containers"][0]["securityContext"] = {"windowsOptions": {"hostProcess": False}}
+        assert len(failures(make_snapshot(pods=(pod,)), CHECK)) == 1
+
     def test_it_stays_quiet_on_a_healthy_node(self) -> None:
         assert failures(make_snapshot(), CHECK) == []

@@ -17,12 +17,27 @@ class TestHostnameOverrideMissing:
 
         assert finding.severity.slug == "critical"
         assert finding.evidence[0].excerpt == NO_OVERRIDE
-        assert finding.fix[0] == (
+        [step] = finding.steps
+        assert "nssm" in step.text
+        assert step.commands == (
             r"nssm set kube-proxy AppParameters --v=4 --proxy-mode=kernelspace --kubeconfig=c:\k\config "
             r"--network-name=cbr0 --enable-dsr=false --log-dir=c:\k\logs --logtostderr=false "
+            "--hostname-override=win-node-1",
+            "Restart-Service kube-proxy",
+        )
+
+    def test_an_nssm_service_shown_by_the_command_it_runs_is_changed_with_nssm_never_sc_exe(self) -> None:
+        # The services parser shows nssm's Application + AppParameters: nssm.exe itself is not in the line.
+        line = r"C:\k\kube-proxy.exe --v=4 --proxy-mode=kernelspace --kubeconfig=c:\k\config"
+        snap = make_snapshot(services=with_services(Service("kube-proxy", "Running", "Automatic", line)))
+
+        [finding] = failures(snap, CHECK)
+
+        assert not any("sc.exe" in c for step in finding.steps for c in step.commands)
+        assert finding.steps[0].commands[0] == (
+            r"nssm set kube-proxy AppParameters --v=4 --proxy-mode=kernelspace --kubeconfig=c:\k\config "
             "--hostname-override=win-node-1"
         )
-        assert finding.fix[1] == "Restart-Service kube-proxy"
 
     def test_it_reports_an_sc_service_with_its_bin_path(self) -> None:
         line = r"C:\k\kube-proxy.exe --service --v=4 --proxy-mode=kernelspace --kubeconfig=c:\k\config"
@@ -30,7 +45,7 @@ class TestHostnameOverrideMissing:
 
         [finding] = failures(snap, CHECK)
 
-        assert finding.fix[0] == f'sc.exe config kube-proxy binPath= "{line} --hostname-override=win-node-1"'
+        assert finding.steps[0].commands[0] == f'sc.exe config kube-proxy binPath= "{line} --hostname-override=win-node-1"'
 
     def test_it_reads_a_plain_process_command_line(self) -> None:
         line = r"C:\k\kube-proxy.exe --v=4 --proxy-mode=kernelspace --kubeconfig=c:\k\config"

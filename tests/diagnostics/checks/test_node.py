@@ -27,7 +27,8 @@ class TestComponentsNotRunning:
         [finding] = failures(snap, "node.components-not-running")
 
         assert finding.evidence[0].excerpt == "kube-proxy: Stopped"
-        assert finding.fix == (r"Start-Service kube-proxy; Get-Content C:\k\kube-proxy.log -Tail 50",)
+        [step] = finding.steps
+        assert step.commands == ("Start-Service kube-proxy", r"Get-Content C:\k\kube-proxy.log -Tail 50")
 
     def test_it_reports_a_missing_kubelet_and_the_not_ready_condition(self) -> None:
         snap = make_snapshot(services=without_services("kubelet"), node_patch=not_ready)
@@ -95,7 +96,8 @@ class TestNotReady:
         [finding] = failures(make_snapshot(node_patch=not_ready), "node.not-ready")
 
         assert "KubeletNotReady" in finding.evidence[0].excerpt
-        assert "cni plugin not initialized" in finding.fix[0]
+        assert "cni plugin not initialized" in finding.evidence[0].excerpt
+        assert finding.steps[0].commands == ("kubectl describe node win-node-1",)
 
     def test_it_stays_quiet_on_a_healthy_node(self) -> None:
         assert failures(make_snapshot(), "node.not-ready") == []
@@ -175,7 +177,7 @@ class TestConfigDrift:
         [finding] = failures(snap, "node.config-drift")
 
         assert finding.subject == "pause_image"
-        assert "registry.k8s.io/pause:3.9 here but registry.k8s.io/pause:3.10" in finding.summary
+        assert "pause (sandbox) image is registry.k8s.io/pause:3.9, but the other 2 Windows nodes all have registry.k8s.io/pause:3.10" in finding.summary
 
     def test_it_gives_the_facts_peers_are_compared_on(self) -> None:
         facts = peer_facts(make_snapshot())

@@ -63,6 +63,8 @@ class TestImageIncompatible:
         excerpts = [e.excerpt for e in finding.evidence]
         assert any("does not match the host operating system" in e for e in excerpts)
         assert "ContainerCreating" in excerpts
+        sources = [e.source for e in finding.evidence]
+        assert any(s.endswith(" Event/default/iis-web-7d9c6b5f8d-x2k4p.17f2a8c3b1d4e5f6") for s in sources)
 
     def test_it_leaves_network_sandbox_failures_to_the_network_checks(self) -> None:
         event = dict(
