@@ -5,6 +5,7 @@ Every variable is documented in ``.env.example``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -23,8 +24,12 @@ SECRET_KEY = env_secret("DJANGO_SECRET_KEY", _dev_key)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
+# daphne makes `manage.py runserver` serve ASGI (WebSockets); it belongs to the demo/dev set
+# (requirements-demo.in), not to the production image, which serves with uvicorn.
+_RUNSERVER_ASGI = ["daphne"] if importlib.util.find_spec("daphne") else []
+
 INSTALLED_APPS = [
-    "daphne",
+    *_RUNSERVER_ASGI,
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
