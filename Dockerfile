@@ -13,8 +13,10 @@ RUN pip install --no-cache-dir --require-hashes -r "requirements${STORAGE_EXTRAS
 # .dockerignore keeps .env, var/, .git, .venv, tests and bench out of this copy.
 COPY . .
 RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput \
-    && useradd --system --uid 10001 --user-group --no-create-home wnd
-# Numeric, so that Kubernetes can check runAsNonRoot. The code stays owned by root: read-only.
+    && useradd --system --uid 10001 --user-group --no-create-home wnd \
+    && install -d -o 10001 -g 10001 /var/lib/wnd/bundles
+# Numeric, so that Kubernetes can check runAsNonRoot. The code stays owned by root: read-only;
+# /var/lib/wnd/bundles is the bundle volume's mount point (a fresh compose volume takes its owner).
 USER 10001:10001
 EXPOSE 8000
 CMD ["uvicorn", "dashboard.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--proxy-headers"]
