@@ -185,3 +185,17 @@ def test_a_python_zip_with_the_wrong_checksum_is_refused(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "SHA-256 is" in result.stderr and "expected 4acbed6d" in result.stderr
     assert not (tmp_path / "out" / "python" / "python.exe").exists()
+
+
+def test_the_release_workflow_builds_both_images_the_way_the_docs_say() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    steps = workflow["jobs"]["images"]["steps"]
+    runs = " ".join(s.get("run", "") for s in steps)
+    assert "deploy/agent/build_context.py build/agent-context" in runs
+    builds = {s["id"]: s["with"] for s in steps if s.get("uses", "").startswith("docker/build-push-action")}
+    assert builds["agent"]["platforms"] == "windows/amd64"
+    assert builds["agent"]["file"] == "deploy/agent/Dockerfile.windows"
+    assert builds["agent"]["context"] == "build/agent-context"
+    assert builds["dashboard"]["context"] == "." and builds["dashboard"]["push"] is True
