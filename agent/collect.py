@@ -1,26 +1,36 @@
-"""One collection cycle: every probe, every known file, the new lines of every log -> a report.
+"""One collection cycle: every probe due, every known file, the new lines of every log -> a report.
 
 The report is the ``node-report/v1`` shape documented in ``diagnostics.report``.
 A probe that fails records its error and the report still goes; a parser
 that cannot read an output leaves ``parsed`` empty and says why in
 ``parse_error`` (the dashboard parses ``output`` again with its own parsers).
+
+Tiers: probes of the ``hourly`` tier run on the first cycle, then once
+``slow_interval`` has passed (or at once after they failed); in between the
+report repeats their last result, marked ``"cached": true``. Nothing is cut
+silently: an output over the cap carries ``"truncated": true``, a probe that
+did not answer within the cycle's budget ``"timed_out": true``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from agent import __version__
 from agent.config import AgentConfig
+from agent.presets import Layout, resolve_layout
 from agent.runner import CommandResult, ProbeRunner
 from agent.state import AgentState
 from agent.tail import TailChunk, read_tail
 from diagnostics.parsers.powershell import decode_output
-from diagnostics.probes import KNOWN_FILES, PROBES, ProbeSpec
+from diagnostics.probes import HOURLY, KNOWN_FILES, MACHINE_ENV_ALLOW_LIST, PROBES, ProbeSpec
 from diagnostics.report import REPORT_FORMAT
 
 log = logging.getLogger(__name__)
@@ -40,9 +50,36 @@ class Collector:
         self.config = config
         self.runner = runner
         self.state = state
+        self._slow: dict[str, tuple[float, dict[str, Any]]] = {}  # probe id -> (monotonic time, report entry)
+        self.clock = time.monotonic
+        self._layout: Layout | None = None
+
+    @property
+    def layout(self) -> Layout:
+        """The node's preset and paths, found on first use (a scenario's markers are read then)."""
+        if self._layout is None:
+            known = {f.name: f.default_path for f in KNOWN_FILES}
+            self._layout = resolve_layout(self.config.preset, self.config.files, self.runner.path_exists, known)
+            log.info("node layout: preset %s", self._layout.preset)
+        return self._layout
+
+    def log_paths(self) -> dict[str, str]:
+        """log kind -> path on the node, for this cycle."""
+        return self.layout.log_paths(self.runner.list_dir, self.config.logs)
 
     def probes(self) -> tuple[ProbeSpec, ...]:
         return tuple(p for p in PROBES if p.id not in self.config.disabled_probes)
+
+    def due(self) -> tuple[ProbeSpec, ...]:
+        """The probes to run this cycle: every-cycle ones, and slow ones whose last result is old or failed."""
+        now = self.clock()
+        out = []
+        for probe in self.probes():
+            cached = self._slow.get(probe.id)
+            if probe.tier == HOURLY and cached is not None and now - cached[0] < self.config.slow_interval:
+                continue
+            out.append(probe)
+        return tuple(out)
 
     def collect(self, *, connectivity: list[dict[str, Any]] | None = None) -> Collection:
         """Run one cycle. Does not touch the state: ``commit`` does, after the report is queued."""
@@ -57,7 +94,7 @@ class Collector:
             "agent_instance": self.state.instance,
             "sequence": self.state.sequence + 1,
             "dropped_reports": self.state.dropped,
-            "probes": {p.id: self._probe(p) for p in self.probes()},
+            "probes": self._probes(),
             "files": self._files(),
         }
         chunks = self._logs()
@@ -77,23 +114,45 @@ class Collector:
         self.state.logs.update(collection.log_states)
         self.state.save()
 
-    def _probe(self, probe: ProbeSpec) -> dict[str, Any]:
+    def _probes(self) -> dict[str, Any]:
+        due = self.due()
         try:
-            result = self.runner.run_probe(probe, self.config.probe_timeout)
-        except Exception as exc:  # a runner bug must cost one probe, not the report
-            log.exception("probe %s failed to run", probe.id)
-            result = CommandResult("", f"{type(exc).__name__}: {exc}")
-        output = result.output
+            results = self.runner.run_probes(due, self.config.budget)
+        except Exception as exc:  # a runner bug must cost this cycle's probes, not the report
+            log.exception("probes failed to run")
+            results = {p.id: CommandResult("", f"{type(exc).__name__}: {exc}") for p in due}
+        now = self.clock()
+        entries: dict[str, Any] = {}
+        for probe in self.probes():
+            if probe.id in results:
+                entries[probe.id] = self._entry(probe, results[probe.id])
+                if probe.tier == HOURLY:
+                    if entries[probe.id]["error"] is None:
+                        self._slow[probe.id] = (now, entries[probe.id])
+                    else:
+                        self._slow.pop(probe.id, None)
+            elif probe.id in self._slow:
+                entries[probe.id] = {**self._slow[probe.id][1], "cached": True}
+        return entries
+
+    def _entry(self, probe: ProbeSpec, result: CommandResult) -> dict[str, Any]:
+        output = scrub_output(probe.id, result.output.replace("\x00", ""))
+        truncated = result.truncated
         if len(output.encode("utf-8")) > self.config.max_output_bytes:
             output = output.encode("utf-8")[: self.config.max_output_bytes].decode("utf-8", errors="ignore")
+            truncated = True
         entry: dict[str, Any] = {
             "command": probe.command,
             "output": output,
             "error": result.error,
             "duration_ms": result.duration_ms,
+            "truncated": truncated,
+            "timed_out": result.timed_out,
             "parsed": None,
         }
-        if result.error is None:
+        if truncated:
+            entry["parse_error"] = f"the output was cut at {len(output.encode('utf-8'))} bytes; not parsed"
+        elif result.error is None:
             try:
                 entry["parsed"] = to_jsonable(probe.parse(output))
             except ValueError as exc:
@@ -102,9 +161,7 @@ class Collector:
 
     def _files(self) -> dict[str, Any]:
         files: dict[str, Any] = {}
-        names = [f.name for f in KNOWN_FILES] + [n for n in self.config.files if n not in {f.name for f in KNOWN_FILES}]
-        for name in names:
-            path = self.config.files.get(name, "")
+        for name, path in self.layout.files.items():
             if not path:
                 continue
             try:
@@ -115,13 +172,15 @@ class Collector:
             if data is None:
                 files[name] = {"path": shown, "exists": False, "content": None, "error": None}
             else:
-                text = decode_output(data[:MAX_FILE_BYTES])
+                text = decode_output(data[:MAX_FILE_BYTES]).replace("\x00", "")
                 files[name] = {"path": shown, "exists": True, "content": text, "error": None}
+                if len(data) > MAX_FILE_BYTES:
+                    files[name]["truncated"] = True
         return files
 
     def _logs(self) -> dict[str, TailChunk]:
         chunks: dict[str, TailChunk] = {}
-        for kind, source in self.runner.log_sources(self.config.logs).items():
+        for kind, source in self.runner.log_sources(self.log_paths()).items():
             try:
                 chunk = read_tail(
                     source.path,
@@ -136,6 +195,38 @@ class Collector:
             if chunk is not None:
                 chunks[kind] = chunk
         return chunks
+
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def strip_credentials(value: str) -> str:
+    """A proxy URL without ``user:password@`` (``http://u:p@proxy:3128`` -> ``http://proxy:3128``)."""
+    return _CREDENTIALS.sub("", value)
+
+
+def scrub_output(probe_id: str, output: str) -> str:
+    """What leaves the node: machine variables of the allow-list only, proxy values without credentials.
+
+    The script already sends only the allow-list; this holds for scripts and recordings that send more.
+    """
+    if probe_id != "env.machine" or not output.strip():
+        return output
+    try:
+        env = json.loads(output)
+    except ValueError:
+        return ""  # unreadable: sending it could leak what the allow-list keeps home
+    if isinstance(env, list):  # a Name/Value table as ConvertTo-Json writes a hashtable's entries
+        env = {
+            str(e.get("Name", e.get("Key", ""))): e.get("Value", "")
+            for e in env
+            if isinstance(e, dict) and ("Name" in e or "Key" in e)
+        }
+    if not isinstance(env, dict):
+        return ""
+    allowed = {name.upper() for name in MACHINE_ENV_ALLOW_LIST}
+    kept = {str(k): strip_credentials(str(v)) for k, v in env.items() if str(k).upper() in allowed}
+    return json.dumps(kept, separators=(",", ":"))
 
 
 def to_jsonable(value: Any) -> Any:

@@ -17,14 +17,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from diagnostics.probes import KNOWN_FILES
+from agent.presets import PRESET_NAMES, PRESETS
 
-DEFAULT_LOGS: dict[str, str] = {
-    "kubelet": r"C:\k\kubelet.log",
-    "kube-proxy": r"C:\k\kube-proxy.log",
-    "flanneld": r"C:\k\flanneld.log",
-    "containerd": r"C:\k\containerd.log",
-}
+DEFAULT_LOGS: dict[str, str] = dict(PRESETS["generic"].logs)
 
 
 # Keys whose values are paths: ``%NAME%`` and ``${NAME}`` in them are replaced from the environment,
@@ -69,18 +64,22 @@ class AgentConfig:
     verify_tls: bool = True
     state_dir: str = r"C:\ProgramData\windows-node-doctor"  # queue, sequence, log offsets
     queue_max_bytes: int = 20 * 1024 * 1024
-    probe_timeout: float = 60.0
+    probe_timeout: float = 60.0  # on-demand programs (ping, curl, nslookup)
+    budget: float = 90.0  # seconds the probe script may take per cycle; HNS probes run last
+    slow_interval: float = 3600.0  # seconds between runs of the hourly probes (OS, hotfixes, BitLocker, ...)
     send_timeout: float = 30.0
     max_attempts: int = 5  # per flush, for one report, before waiting for the next cycle
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     max_log_bytes: int = 256 * 1024  # per log per report
     initial_log_bytes: int = 64 * 1024  # how much of an existing log the first report carries
-    max_output_bytes: int = 1024 * 1024  # per probe output
+    max_output_bytes: int = 16 * 1024 * 1024  # per probe output; over it the probe is marked truncated
     powershell: str = "powershell.exe"
     hns_module: str = ""  # e.g. C:\k\hns.psm1 (or hns.v2.psm1), imported before the HNS probes
-    files: dict[str, str] = field(default_factory=lambda: {f.name: f.default_path for f in KNOWN_FILES})
-    logs: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LOGS))
+    preset: str = ""  # aks, eks, kubeadm, rke2, generic; empty: detected from the node (agent.presets)
+    # Explicit paths, over the preset's: known file name -> path, log kind -> path.
+    files: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, str] = field(default_factory=dict)
     disabled_probes: list[str] = field(default_factory=list)
     scenario: str = ""  # replay this scenario file instead of running PowerShell
     websocket: bool = True  # open the on-demand request channel
@@ -107,6 +106,8 @@ class AgentConfig:
             raise ConfigError("interval must be at least 1 second")
         if self.queue_max_bytes < 64 * 1024:
             raise ConfigError("queue_max_bytes must be at least 65536")
+        if self.preset and self.preset not in PRESET_NAMES:
+            raise ConfigError(f"preset must be one of {', '.join(PRESET_NAMES)} (or unset to detect it), got {self.preset!r}")
 
 
 def load_config(path: str | os.PathLike[str]) -> AgentConfig:

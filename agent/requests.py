@@ -31,7 +31,7 @@ def _collect_now(args: dict[str, Any], agent: Agent, progress: Callable[[str], N
 
 def _bundle_logs(args: dict[str, Any], agent: Agent, progress: Callable[[str], None]) -> dict[str, Any]:
     logs: dict[str, dict[str, str]] = {}
-    for kind, source in agent.runner.log_sources(agent.config.logs).items():
+    for kind, source in agent.runner.log_sources(agent.collector.log_paths()).items():
         progress(f"reading {source.path}")
         chunk = read_tail(
             source.path, source.local_path, None, max_bytes=BUNDLE_LOG_BYTES, initial_bytes=BUNDLE_LOG_BYTES

@@ -1,29 +1,29 @@
 """The one seam between the agent and the node: running commands and reading files.
 
-``PowerShellRunner`` runs on a Windows node. ``ScenarioRunner``
-(``agent.scenario``) replays a recorded node, so the same collector runs on
-Linux for the demo and the tests.
+``PowerShellRunner`` runs on a Windows node: one ``powershell.exe -File
+probes.ps1`` per cycle for every probe due (see ``agent/probes.ps1`` and
+``agent.document``). ``ScenarioRunner`` (``agent.scenario``) replays a
+recorded node, so the same collector runs on Linux for the demo and the tests.
 """
 
 from __future__ import annotations
 
-import base64
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from diagnostics.parsers.powershell import decode_output
 from diagnostics.probes import ProbeSpec
 
-# Console output as UTF-8 so non-ASCII names survive; no progress bars in the output.
-_PRELUDE = (
-    "$ProgressPreference = 'SilentlyContinue'; "
-    "[Console]::OutputEncoding = [System.Text.Encoding]::UTF8; "
-    "$OutputEncoding = [System.Text.Encoding]::UTF8; "
-)
+SCRIPT = Path(__file__).with_name("probes.ps1")
+#: Seconds the script may run past its budget (starting PowerShell, writing the file) before it is ended.
+GRACE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class CommandResult:
     output: str
     error: str | None = None
     duration_ms: float = 0.0
+    truncated: bool = False  # the output was cut at the size cap
+    timed_out: bool = False  # the probe did not finish within the cycle's budget
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,18 @@ class ProbeRunner(ABC):
 
     @abstractmethod
     def run_probe(self, probe: ProbeSpec, timeout: float) -> CommandResult: ...
+
+    def run_probes(self, probes: Sequence[ProbeSpec], budget: float) -> dict[str, CommandResult]:
+        """Every probe of this cycle within ``budget`` seconds; one result per probe, in any case."""
+        return {p.id: self.run_probe(p, budget) for p in probes}
+
+    def path_exists(self, path: str) -> bool:
+        """Whether a path exists on the node (preset discovery)."""
+        return False
+
+    def list_dir(self, path: str) -> list[str]:
+        """The names in a directory of the node; empty when it does not exist (pod log discovery)."""
+        return []
 
     @abstractmethod
     def run_command(self, argv: list[str], timeout: float) -> CommandResult:
@@ -65,29 +79,43 @@ class ProbeRunner(ABC):
 
 
 class PowerShellRunner(ProbeRunner):
-    def __init__(self, powershell: str = "powershell.exe", hns_module: str = "") -> None:
+    """Runs ``probes.ps1`` with ``-File``: one PowerShell process a cycle, whatever the number of probes."""
+
+    def __init__(
+        self, powershell: str = "powershell.exe", hns_module: str = "", script: str | os.PathLike[str] = SCRIPT
+    ) -> None:
         self.powershell = powershell
         self.hns_module = hns_module
+        self.script = Path(script)
+        self.processes_started = 0  # PowerShell processes, for the benchmark
 
-    def script(self, probe: ProbeSpec) -> str:
-        script = _PRELUDE
-        if self.hns_module and probe.id.startswith("hns."):
-            script += f"Import-Module '{self.hns_module.replace(chr(39), chr(39) * 2)}' -DisableNameChecking; "
-        return script + probe.command
+    def argv(self, probes: Sequence[ProbeSpec], budget: float, out: str) -> list[str]:
+        argv = [self.powershell, "-NoProfile", "-NonInteractive", "-File", str(self.script), "-Out", out]
+        argv += ["-Probes", ",".join(p.id for p in probes), "-Budget", str(max(1, int(budget)))]
+        if self.hns_module:
+            argv += ["-HnsModule", self.hns_module]
+        return argv
+
+    def run_probes(self, probes: Sequence[ProbeSpec], budget: float) -> dict[str, CommandResult]:
+        from agent.document import read_document  # agent.document reads CommandResult from here
+
+        if not probes:
+            return {}
+        fd, out = tempfile.mkstemp(prefix="wnd-probes-", suffix=".json")
+        os.close(fd)
+        try:
+            self.processes_started += 1
+            run = self.run_command(self.argv(probes, budget, out), budget + GRACE_SECONDS)
+            try:
+                data = Path(out).read_bytes()
+            except OSError:
+                data = b""
+            return read_document(data, [p.id for p in probes], budget=budget, failure=run.error)
+        finally:
+            Path(out).unlink(missing_ok=True)
 
     def run_probe(self, probe: ProbeSpec, timeout: float) -> CommandResult:
-        # -EncodedCommand (UTF-16 LE, base64) sidesteps every quoting rule of cmd and PowerShell.
-        encoded = base64.b64encode(self.script(probe).encode("utf-16-le")).decode("ascii")
-        argv = [
-            self.powershell,
-            "-NoProfile",
-            "-NonInteractive",
-            "-ExecutionPolicy",
-            "Bypass",
-            "-EncodedCommand",
-            encoded,
-        ]
-        return self.run_command(argv, timeout)
+        return self.run_probes([probe], timeout)[probe.id]
 
     def run_command(self, argv: list[str], timeout: float) -> CommandResult:
         started = time.monotonic()
@@ -121,6 +149,15 @@ class PowerShellRunner(ProbeRunner):
             return path, None
         except NotADirectoryError:
             return path, None
+
+    def path_exists(self, path: str) -> bool:
+        return Path(path).exists()
+
+    def list_dir(self, path: str) -> list[str]:
+        try:
+            return sorted(entry.name for entry in Path(path).iterdir())
+        except OSError:
+            return []
 
     def log_sources(self, configured: dict[str, str]) -> dict[str, LogSource]:
         return {kind: LogSource(path, path) for kind, path in configured.items()}

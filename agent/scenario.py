@@ -10,6 +10,8 @@ A scenario file (JSON, or TOML with the same keys) describes one node::
                "SourceVip.json": {"path": "C:\\\\k\\\\SourceVip.json", "absent": true}},
      "logs": {"flanneld": {"path": "C:\\\\k\\\\flanneld.log", "source": "logs/flanneld.log",
                            "lines_per_cycle": 20, "loop_from": 11, "encoding": "utf-16-le"}},
+     "document": "probes.json",   # or: the node-probes/v1 document probes.ps1 wrote (see agent.document)
+     "preset": "kubeadm", "paths": ["C:\\\\var\\\\lib\\\\kubelet\\\\kubeadm-flags.env"],   # what discovery sees
      "requests": {"ping-vs-curl": {"ping": {"ok": false, "output": "..."}, "curl": {...}}},
      "variant": null,
      "variants": {"fixed": {"probes": {...}, "files": {...}, "logs": {...}}},
@@ -32,11 +34,13 @@ import json
 import logging
 import re
 import tomllib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.document import read_document
 from agent.runner import CommandResult, LogSource, ProbeRunner
 from diagnostics.parsers.powershell import decode_output
 from diagnostics.probes import ProbeSpec
@@ -111,13 +115,16 @@ class ScenarioRunner(ProbeRunner):
 
     def _merge(self, doc: dict[str, Any], variant: str | None) -> dict[str, dict[str, Any]]:
         active = {key: dict(doc.get(key) or {}) for key in ("probes", "files", "logs", "requests")}
+        active["document"] = {"source": doc["document"]} if isinstance(doc.get("document"), str) else {}
         if variant:
             overrides = (doc.get("variants") or {}).get(variant)
             if not isinstance(overrides, dict):
                 log.warning("scenario %s has no variant %r; replaying the base", self.path, variant)
                 return active
-            for key in active:
+            for key in ("probes", "files", "logs", "requests"):
                 active[key].update(overrides.get(key) or {})
+            if isinstance(overrides.get("document"), str):
+                active["document"] = {"source": overrides["document"]}
         return active
 
     def identity(self) -> dict[str, str]:
@@ -127,6 +134,34 @@ class ScenarioRunner(ProbeRunner):
 
     def _read(self, relative: str) -> bytes:
         return (self.base / relative).read_bytes()
+
+    def run_probes(self, probes: Sequence[ProbeSpec], budget: float) -> dict[str, CommandResult]:
+        """From the recorded document when the scenario has one (as probes.ps1 wrote it), else probe by probe."""
+        source = self.active["document"].get("source")
+        if not source:
+            return super().run_probes(probes, budget)
+        try:
+            data = self._read(str(source))
+        except OSError as exc:
+            return {p.id: CommandResult("", f"recorded document {source} unreadable: {exc.strerror}") for p in probes}
+        return read_document(data, [p.id for p in probes], budget=budget)
+
+    def _paths(self) -> list[str]:
+        """Every path the recorded node has: ``paths``, present files, replayed logs."""
+        paths = [str(p) for p in self.doc.get("paths") or []]
+        paths += [str(f["path"]) for f in self.active["files"].values() if f.get("path") and not f.get("absent")]
+        paths += [str(lg["path"]) for lg in self.active["logs"].values() if lg.get("path")]
+        return paths
+
+    def path_exists(self, path: str) -> bool:
+        wanted = path.lower().rstrip("\\")
+        return any(p.lower().rstrip("\\") == wanted or p.lower().startswith(wanted + "\\") for p in self._paths())
+
+    def list_dir(self, path: str) -> list[str]:
+        prefix = path.lower().rstrip("\\") + "\\"
+        paths = self._paths()
+        names = {p[len(prefix) :].split("\\")[0] for p in paths if p.lower().startswith(prefix)}
+        return sorted(n for n in names if n)
 
     def run_probe(self, probe: ProbeSpec, timeout: float) -> CommandResult:
         spec = self.active["probes"].get(probe.id)

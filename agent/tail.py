@@ -4,7 +4,9 @@ A log's position is its byte offset plus the file's identity. When the file
 is replaced (a different identity) or shrank below the offset, it was
 rotated: reading restarts at 0 and the tail is marked ``rotated``. Only
 complete lines are taken; a line still being written waits for the next
-cycle. UTF-16 logs (PowerShell ``>``) are read two bytes at a time.
+cycle. UTF-16 logs (PowerShell ``>``) are read two bytes at a time, with or
+without a byte-order mark (a BOM-less file is recognised by its NULs and
+remembered once known). No NUL character reaches the text.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from diagnostics.parsers.powershell import normalize_newlines
+from diagnostics.parsers.powershell import looks_like_utf16le, normalize_newlines
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,16 @@ def file_identity(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{born or ''}"
 
 
-def _encoding(head: bytes) -> tuple[str, int]:
+def _encoding(head: bytes, remembered: str | None = None) -> tuple[str, int]:
+    """(encoding, BOM length) from the first bytes of the file (up to 400)."""
     if head.startswith(b"\xff\xfe"):
         return "utf-16-le", 2
     if head.startswith(b"\xfe\xff"):
         return "utf-16-be", 2
     if head.startswith(b"\xef\xbb\xbf"):
         return "utf-8", 3
+    if remembered == "utf-16-le" or looks_like_utf16le(head[: len(head) // 2 * 2]):
+        return "utf-16-le", 0
     return "utf-8", 0
 
 
@@ -63,8 +68,8 @@ def read_tail(
             st = os.fstat(fh.fileno())
             ident = file_identity(st)
             size = st.st_size
-            head = fh.read(3)
-            encoding, bom = _encoding(head)
+            head = fh.read(400)
+            encoding, bom = _encoding(head, (previous or {}).get("encoding") if previous else None)
             unit = 2 if encoding.startswith("utf-16") else 1
             rotated = False
             if previous is None:
@@ -87,7 +92,7 @@ def read_tail(
     if end < 0 or end < skipped:
         end = len(data) if len(data) >= max_bytes else skipped  # one huge line is sent as is
     body = data[skipped:end]
-    text = normalize_newlines(body.decode(encoding, errors="replace"))
+    text = normalize_newlines(body.decode(encoding, errors="replace")).replace("\x00", "")
     new_offset = start + end
     return TailChunk(
         path=path,

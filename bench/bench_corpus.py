@@ -29,7 +29,10 @@ def main() -> int:
     logging.getLogger("diagnostics").propagate = False
 
     outcomes = [run_case(c) for c in cases()]
-    must, hit, must_not, alarms = Counter(), Counter(), Counter(), Counter()
+    must: Counter[str] = Counter()
+    hit: Counter[str] = Counter()
+    must_not: Counter[str] = Counter()
+    alarms: Counter[str] = Counter()
     for o in outcomes:
         for check in o.case.must:
             must[check] += 1

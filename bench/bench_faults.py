@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-DIAGNOSED_RE = re.compile(r'data-diagnosed="(\d+)"')
 
 
 def setup_django(args: argparse.Namespace, redis_port: int) -> Path:
@@ -60,43 +56,6 @@ def setup_django(args: argparse.Namespace, redis_port: int) -> Path:
     if args.database_url:
         call_command("flush", interactive=False, verbosity=0)
     return workdir
-
-
-class LiveWatcher:
-    """A browser on a node page: reconnects a second after its socket closes (as htmx's
-    WebSocket extension does) and notes when each diagnosed report first shows up."""
-
-    def __init__(self, url: str, path: str, cookie: str) -> None:
-        self.url, self.path, self.cookie = url, path, cookie
-        self.seen: list[tuple[float, int]] = []  # (monotonic time, last diagnosed report id shown)
-        self.reconnects = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        from websockets.sync.client import connect
-
-        ws_url = self.url.replace("http", "ws") + self.path
-        while not self.stop.is_set():
-            try:
-                with connect(ws_url, additional_headers={"Cookie": self.cookie, "Origin": self.url}) as ws:
-                    while not self.stop.is_set():
-                        try:
-                            frame = ws.recv(timeout=0.5)
-                        except TimeoutError:
-                            continue
-                        for match in DIAGNOSED_RE.findall(str(frame)):
-                            self.seen.append((time.monotonic(), int(match)))
-            except Exception:
-                pass
-            if not self.stop.is_set():
-                self.reconnects += 1
-                time.sleep(1.0)
-
-    def first_showing(self, report_id: int, after: float) -> float | None:
-        times = [t for t, shown in self.seen if shown >= report_id and t >= after]
-        return min(times) if times else None
 
 
 def duplicated_findings(node: Any) -> int:
@@ -172,6 +131,7 @@ def scenario_redis(args: argparse.Namespace, stack: Any, workdir: Path) -> None:
     from django.contrib.auth.models import User
 
     from dashboard.models import Report
+    from tests.faults.harness import LiveWatcher
     from tests.integration.live import session_cookie
 
     agents, nodes = make_agents(stack, args.nodes, "redis", workdir, heavy=0)

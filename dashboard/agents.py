@@ -6,6 +6,11 @@ agent uses. Requests and their answers are kept in Redis for an hour (a short
 history on the node page); connectivity results also arrive in the agent's next
 report, where the checks read them.
 
+One request of a kind is in flight per node: asking again while it runs returns
+the request already under way (with other arguments, a clear refusal), so a
+burst of "collect now" clicks costs the node one collection. A request whose
+agent never answers stops counting after ``IN_FLIGHT_SECONDS``.
+
 The logs a ``collect-bundle-logs`` result carries (up to 512 KiB per log) stay out of
 that history: they are kept apart, bounded and for a few minutes, until the bundle
 build that asked for them takes them (``take_bundle_logs``).
@@ -14,6 +19,7 @@ build that asked for them takes them (``take_bundle_logs``).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from typing import Any
@@ -24,15 +30,20 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from agent.protocol import REQUESTS, RequestError, validate_args
 from agent.requests import BUNDLE_LOG_BYTES
 from dashboard import live
-from dashboard.models import AgentToken, Node
+from dashboard.cluster import enroll
+from dashboard.models import Node
+
+log = logging.getLogger(__name__)
 
 CLOSE_BAD_TOKEN = 4401
+CLOSE_REVOKED = 4403  # the token was revoked, or the node left the cluster, while the agent was connected
 HISTORY = 10
 TTL = 3600
 # Fresh logs of a collect-bundle-logs answer wait this long for the bundle build that asked for them.
 BUNDLE_LOGS_TTL = 300
 BUNDLE_LOGS_MAX_KINDS = 32
 BUNDLE_LOGS_MAX_CHARS = BUNDLE_LOG_BYTES  # per log: what the agent sends
+IN_FLIGHT_SECONDS = 120
 
 LABELS = {
     "collect-now": "Collect now",
@@ -48,6 +59,33 @@ def agent_group(node: Node) -> str:
     return f"agent.{node.cluster.name}.{node.name}"
 
 
+def token_group(token_id: int) -> str:
+    """The connections made with one per-node token (closed when it is revoked)."""
+    return f"agent-token.{token_id}"
+
+
+def reviewed_group(node: Node) -> str:
+    """The connections of a node made with reviewed ServiceAccount tokens (closed when the node leaves)."""
+    return f"agent-reviewed.{node.cluster.name}.{node.name}"
+
+
+def cut_off(groups: list[str], reason: str) -> None:
+    """Close the open agent WebSockets of these groups at once; ``reason`` is logged and sent as the close reason."""
+    try:
+        live.publish_many([(group, {"type": "agent.revoked", "reason": reason}) for group in groups])
+    except Exception:  # Redis down: the agents are refused at their next report or reconnection anyway
+        log.warning("could not tell connected agents that they are cut off (%s)", reason, exc_info=True)
+
+
+def tokens_revoked(node: Node, token_ids: list[int]) -> None:
+    """Tokens of ``node`` were revoked: close their connections, and have the node and fleet pages say so now."""
+    cut_off([token_group(pk) for pk in token_ids], "token revoked")
+    try:
+        live.node_changed(node.pk, node.group, findings_changed=False)
+    except Exception:  # Redis down: the pages show it at their next refresh
+        log.warning("could not tell the pages that %s's tokens were revoked", node, exc_info=True)
+
+
 def _online_key(node_id: int) -> str:
     return f"wnd:agent-online:{node_id}"
 
@@ -58,6 +96,10 @@ def _history_key(node_id: int) -> str:
 
 def is_online(node_id: int) -> bool:
     return bool(live.redis_client().exists(_online_key(node_id)))
+
+
+def _in_flight_key(node_id: int, name: str) -> str:
+    return f"wnd:agent-in-flight:{node_id}:{name}"
 
 
 def _bundle_logs_key(node_id: int, request_id: str) -> str:
@@ -146,6 +188,16 @@ def send_request(node: Node, name: str, args: dict[str, Any], user: str = "") ->
         record["error"] = "The agent of this node is not connected: the request was not sent."
         _save(node.pk, record)
     else:
+        client = live.redis_client()
+        key = _in_flight_key(node.pk, name)
+        if not client.set(key, record["id"], nx=True, ex=IN_FLIGHT_SECONDS):
+            held = client.get(key)
+            current = request_record(node.pk, held.decode() if isinstance(held, bytes) else str(held))
+            if current is not None and current["state"] in ("sent", "running"):
+                if current["args"] == clean:
+                    return current  # the same request is under way: its answer answers this one too
+                raise RequestError(f"{LABELS[name]} is already running on this node; wait for its answer.")
+            client.set(key, record["id"], ex=IN_FLIGHT_SECONDS)  # the holder finished or expired
         _save(node.pk, record)
         live.publish_many(
             [(agent_group(node), {"type": "agent.request", "id": record["id"], "name": name, "args": clean})]
@@ -178,6 +230,12 @@ def record_answer(node_id: int, group: str, message: dict[str, Any]) -> None:
         record["state"] = "error"
         record["error"] = str(message.get("error", "the agent refused the request"))[:500]
     _save(node_id, record)
+    if record["state"] in ("done", "error"):
+        client = live.redis_client()
+        key = _in_flight_key(node_id, record["name"])
+        held = client.get(key)
+        if held is not None and (held.decode() if isinstance(held, bytes) else held) == record["id"]:
+            client.delete(key)
     live.publish_many([(group, {"type": "node.requests_changed", "node_id": node_id})])
 
 
@@ -185,6 +243,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
     """One connected agent; authenticated by its node token like the report API."""
 
     node: Node | None = None
+    groups_joined: list[str]
 
     async def connect(self) -> None:
         headers = dict(self.scope.get("headers", []))
@@ -193,20 +252,40 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if found is None:
             await self.close(code=CLOSE_BAD_TOKEN)
             return
-        self.node = found
-        await self.channel_layer.group_add(agent_group(found), self.channel_name)
+        self.node, token_id = found
+        self.groups_joined = [
+            agent_group(self.node),
+            token_group(token_id) if token_id is not None else reviewed_group(self.node),
+        ]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        found = self.node
         await self.accept()
         await database_sync_to_async(live.redis_client().set)(_online_key(found.pk), self.channel_name)
 
     @staticmethod
-    def _authenticate(raw: str) -> Node | None:
-        token = AgentToken.authenticate(raw) if raw else None
-        return token.node if token is not None else None
+    def _authenticate(raw: str) -> tuple[Node, int | None] | None:
+        """The node, and the per-node token's id (None for a reviewed ServiceAccount token)."""
+        if not raw:
+            return None
+        try:
+            node, token = enroll.authenticate(raw)
+        except enroll.Refused:
+            return None
+        return node, token.pk if token is not None else None
 
     async def disconnect(self, code: int) -> None:
         if self.node is not None:
-            await self.channel_layer.group_discard(agent_group(self.node), self.channel_name)
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
             await database_sync_to_async(self._forget)()
+
+    async def agent_revoked(self, event: dict[str, Any]) -> None:
+        """The token was revoked or the node left the cluster: the agent is cut off now, not at its next report."""
+        if self.node is not None:
+            log.info("closing the agent connection of %s: %s", self.node, event.get("reason", ""))
+            await database_sync_to_async(self._forget)()
+        await self.close(code=CLOSE_REVOKED)
 
     def _forget(self) -> None:
         assert self.node is not None

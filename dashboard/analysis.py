@@ -73,14 +73,16 @@ KIND_LABELS: dict[str, str] = {
     "source-vip-request": "SourceVipRequest.json",
     "containerd-config": "containerd's config.toml",
     "kubernetes-objects": "Kubernetes objects (kubectl get -o yaml or -o json)",
+    "text": "text of no single known kind, read line by line (kubectl output, logs, transcripts)",
     "node-report": "an agent report (node-report/v1)",
     "findings": "a findings/v1 document",
 }
 PASTE_HINT = (
-    "This box reads kubelet, kube-proxy, flanneld, containerd and start-script logs, kubectl describe output, "
-    "terminal transcripts of ping, curl or nslookup, Get-HnsNetwork / Get-HnsEndpoint / Get-HnsPolicyList JSON, "
-    "ipconfig /all, Get-NetAdapter, Get-Service, Get-HotFix, crictl images, flannel's subnet.env and Kubernetes "
-    "objects as YAML or JSON."
+    "This box reads kubelet, kube-proxy, flanneld, containerd and start-script logs (whole or single lines, also "
+    "inside event-log tables), kubectl get nodes / describe node / describe pod / get events output, kubectl "
+    "version, docker version / info, crictl version, terminal transcripts of ping, curl, Test-NetConnection or "
+    "nslookup, Get-HnsNetwork / Get-HnsEndpoint / Get-HnsPolicyList output, ipconfig /all, Get-NetAdapter, "
+    "Get-Service, Get-HotFix, crictl images, flannel's subnet.env and Kubernetes objects as YAML or JSON."
 )
 
 
@@ -134,9 +136,14 @@ class Analysis:
 
 
 def finding_rows(findings: Iterable[EngineFinding]) -> list[Finding]:
-    """Engine findings as unsaved ``Finding`` rows (no node, no primary key), worst first."""
+    """Engine findings as unsaved ``Finding`` rows (no node, no primary key), worst first.
+
+    A row whose finding is caused by another on the same node carries ``caused_by`` (not a
+    column: these rows are never saved) so the card can say "because of ...".
+    """
     now = timezone.now()
-    return [
+    ordered = sort_findings(list(findings))
+    rows = [
         Finding(
             check_id=f.check,
             subject=f.subject[:400],
@@ -150,8 +157,11 @@ def finding_rows(findings: Iterable[EngineFinding]) -> list[Finding]:
             first_seen=now,
             last_seen=now,
         )
-        for f in sort_findings(list(findings))
+        for f in ordered
     ]
+    for row, found in zip(rows, ordered, strict=True):
+        row.caused_by = found.caused_by  # type: ignore[attr-defined]
+    return rows
 
 
 def _analysis(label: str, diagnosis: Diagnosis) -> Analysis:
@@ -235,6 +245,10 @@ def analyze_paste(text: str) -> Analysis:
             raise AnalysisError(
                 f"Recognized {kind_label(kind)}, but nothing in it could be read: {_one_line(str(exc), hide=tmp)}"
             ) from None
+    if diagnosis.document.inputs and all(i.get("recognized") is False for i in diagnosis.document.inputs):
+        raise AnalysisError(
+            f"Nothing recognized: the text is not a log or command output this page knows. {PASTE_HINT}"
+        )
     return _analysis("pasted text", diagnosis)
 
 

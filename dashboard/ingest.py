@@ -33,6 +33,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from dashboard import tasks
+from dashboard.cluster import enroll
 from dashboard.models import AgentToken, Node, Report
 from diagnostics.report import NodeReport, ReportError, parse_report
 from diagnostics.storable import clean, json_may_need_cleaning
@@ -170,9 +171,10 @@ def receive(request: HttpRequest) -> JsonResponse:
     raw_token = bearer_token(request)
     if not raw_token:
         return error(401, "missing bearer token: send 'Authorization: Bearer <node token>'")
-    token = AgentToken.authenticate(raw_token)
-    if token is None:
-        return error(401, "unknown or revoked node token: create one for this node in the dashboard")
+    try:
+        node, token = enroll.authenticate(raw_token)  # a node token, or a reviewed ServiceAccount token
+    except enroll.Refused as exc:
+        return error(exc.status, exc.message)
     try:
         sent, data = read_body(request)
         document, cleaned = decode(data)
@@ -184,7 +186,6 @@ def receive(request: HttpRequest) -> JsonResponse:
         return error(422, f"invalid node-report/v1: {exc}")
     except RecursionError:
         return error(400, "report is nested too deeply to be a node report")
-    node: Node = token.node
     if (report.cluster, report.node) != (node.cluster.name, node.name):
         return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
     if cleaned:
@@ -220,6 +221,7 @@ def receive(request: HttpRequest) -> JsonResponse:
             agent_version=report.agent_version[:32],
             dropped_reports=report.dropped_reports,
         )
-        AgentToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        if token is not None:
+            AgentToken.objects.filter(pk=token.pk).update(last_used_at=now)
         transaction.on_commit(lambda: queue_diagnosis(stored.pk))
     return JsonResponse({"status": "accepted", "report": stored.pk}, status=202)

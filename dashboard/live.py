@@ -57,10 +57,22 @@ _loop_state: tuple[int, asyncio.AbstractEventLoop] | None = None
 
 
 def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """Send each (group, event) with the epoch and the group's next sequence number, in order."""
+    """Send each (group, event) with the epoch and the group's next sequence number, in order.
+
+    Connections kept from before a Redis restart fail once when next used: the messages are
+    then sent again, on fresh connections (a consumer that sees them twice renders twice).
+    """
     layer = get_channel_layer()
     if layer is None or not messages:
         return
+    try:
+        _publish(layer, messages)
+    except (redis.ConnectionError, ConnectionError) as exc:
+        log.info("live messages sent again after a lost Redis connection: %s", exc)
+        _publish(layer, messages)
+
+
+def _publish(layer: Any, messages: list[tuple[str, dict[str, Any]]]) -> None:
     # One transaction: the epoch read is the one the counters belong to.
     pipe = redis_client().pipeline(transaction=True)
     pipe.set(EPOCH_KEY, time.time_ns() // 1000, nx=True)

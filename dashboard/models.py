@@ -18,7 +18,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from diagnostics.model import Evidence, Severity, Status
+from diagnostics.model import Evidence, FixStep, Severity, Status, fix_steps
 from diagnostics.model import Finding as EngineFinding
 
 SEVERITY_CHOICES = [(s.slug, s.label) for s in Severity.ordered()]
@@ -212,6 +212,16 @@ class FindingContent(models.Model):
 
     class Meta:
         abstract = True
+
+    @property
+    def fix_steps(self) -> tuple[FixStep, ...]:
+        """The fix as steps (explanation and commands apart), read back from the stored strings."""
+        return fix_steps(tuple(str(step) for step in self.fix or ()))
+
+    @property
+    def fix_script(self) -> str:
+        """Every command of the fix, in order: what "copy all as a script" copies."""
+        return "\n".join(c for step in self.fix_steps for c in step.commands)
 
 
 class Finding(FindingContent):

@@ -140,6 +140,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker waits for Redis as long as it takes (every 1-2 s)
 CELERY_TASK_ALWAYS_EAGER = env_bool("WND_CELERY_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
@@ -173,6 +174,14 @@ WND_REPORTS_KEPT_PER_NODE = env_int("WND_REPORTS_KEPT_PER_NODE", 50, minimum=1)
 WND_CLUSTERS = env_str("WND_CLUSTERS", "")
 WND_CLUSTERS_FILE = env_str("WND_CLUSTERS_FILE", "")
 WND_KUBECONFIG = env_str("WND_KUBECONFIG", "")
+# Watcher failover (dashboard/cluster/leader.py): replicas of watch_cluster elect one with this Lease
+# (namespace/name, in the first configured cluster); empty: no election, run one replica.
+WND_WATCHER_LEASE = env_str("WND_WATCHER_LEASE", "")
+WND_WATCHER_LEASE_SECONDS = env_int("WND_WATCHER_LEASE_SECONDS", 15, minimum=3)
+# Agents that enroll themselves (dashboard/cluster/enroll.py): the audience of their projected
+# ServiceAccount token, and the only ServiceAccount (namespace/name) whose tokens are accepted.
+WND_AGENT_AUDIENCE = env_str("WND_AGENT_AUDIENCE", "windows-node-doctor")
+WND_AGENT_SERVICE_ACCOUNT = env_str("WND_AGENT_SERVICE_ACCOUNT", "windows-node-doctor/node-doctor-agent")
 WND_WORKLOADS_PAGE_SIZE = env_int("WND_WORKLOADS_PAGE_SIZE", 50, minimum=5)
 # Diagnostic bundles: where exports are stored (dashboard.bundlestore: a folder web and workers share,
 # or object storage), how long and how much is kept, and where "Open a GitHub issue" points.

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from agent.protocol import RequestError
-from dashboard import tasks
+from dashboard import agents, tasks
 from dashboard.agents import send_request
 from dashboard.fleet import FleetQuery, fleet_context
 from dashboard.http import AuthedRequest
@@ -112,6 +112,7 @@ def revoke_token(request: AuthedRequest, cluster: str, name: str, token_id: int)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        agents.tokens_revoked(target, [token.pk])  # its open connection closes now
         messages.success(request, f"Token {token.hint}… revoked: the agent using it can no longer report.")
     return redirect(f"{target.get_absolute_url()}#admin")
 

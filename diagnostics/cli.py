@@ -350,7 +350,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments, shared by ``python -m diagnostics`` and ``manage.py diagnose``."""
     parser.add_argument("path", nargs="?", help="a bundle: a directory, a .zip or a .tar.gz")
     parser.add_argument(
-        "-o", "--output", "--format", dest="format", choices=FORMATS, default="text", help="output format (default: text)"
+        "-o",
+        "--output",
+        "--format",
+        dest="format",
+        choices=FORMATS,
+        default="text",
+        help="output format (default: text)",
     )
     parser.add_argument(
         "--exit-zero",

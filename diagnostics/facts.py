@@ -189,3 +189,47 @@ class ConnectivityResult:
     ok: bool
     output: str = ""
     detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IpAddress:
+    """One address of ``Get-NetIPAddress -IncludeAllCompartments``."""
+
+    interface: str  # InterfaceAlias
+    index: int
+    address: str
+    prefix_length: int
+    family: str  # "IPv4" | "IPv6"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of ``Get-NetRoute -IncludeAllCompartments``."""
+
+    destination: str  # "0.0.0.0/0"
+    next_hop: str
+    interface: str
+    index: int
+    metric: int | None = None
+    compartment: int | None = None
+
+
+@dataclass(frozen=True)
+class NetInterface:
+    """One IP interface of ``Get-NetIPInterface -IncludeAllCompartments``: its MTU per address family."""
+
+    interface: str
+    index: int
+    family: str  # "IPv4" | "IPv6"
+    mtu: int | None
+    connected: bool | None = None
+    compartment: int | None = None
+
+
+@dataclass(frozen=True)
+class HnsNamespace:
+    """A network namespace (a network compartment) of HNS and the endpoints in it."""
+
+    id: str
+    compartment: int | None = None
+    endpoint_ids: tuple[str, ...] = ()

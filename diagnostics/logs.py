@@ -104,8 +104,14 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("hns.network-missing", "suitable network adapter", _re(r"failed to find a suitable network adapter")),
     Pattern("hns.network-missing", "an adapter was not found"),
     Pattern("hns.network-missing", "environment variable kube_network not initialized", kinds=_PROXY_SIDE),
-    Pattern("hns.network-missing", " not found", _re(r"(?:proxier|hnsv2|hns)\w*\.go:\d+\]\s+network\s+\S+\s+not found")),
-    Pattern("hns.network-missing", "doesn't exist", _re(r"^\W*(?:vethernet \()?[\w ().-]*ethernet[\w ()#-]*\)? doesn't exist")),
+    Pattern(
+        "hns.network-missing", " not found", _re(r"(?:proxier|hnsv2|hns)\w*\.go:\d+\]\s+network\s+\S+\s+not found")
+    ),
+    Pattern(
+        "hns.network-missing",
+        "doesn't exist",
+        _re(r"^\W*(?:vethernet \()?[\w ().-]*ethernet[\w ()#-]*\)? doesn't exist"),
+    ),
     Pattern("hns.network-missing", "waiting for interface named", _re(r"vethernet")),
     # pause / sandbox images: only an OS or infra-image signal makes a sandbox failure the pause image's
     *(Pattern("pause.image-incompatible", needle, _SANDBOX, context=4) for needle in _OS_MISMATCH_NEEDLES),
@@ -124,7 +130,20 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("node.components-not-running", "exited unexpectedly", _re(_COMPONENT)),
     Pattern("node.components-not-running", "terminated unexpectedly", _re(_COMPONENT + r"\W.{0,40}service")),
     Pattern("node.components-not-running", "panic: ", _re(r"^\W{0,3}panic: ")),
-    Pattern("node.components-not-running", "restarting failed container=", _re(r"container=(?:kube-proxy|kube-flannel|flannel)")),
+    Pattern("node.components-not-running", "service terminated with", _re(_COMPONENT + r"\W.{0,20}service terminated")),
+    Pattern(
+        "node.components-not-running",
+        "is not running",
+        _re(_COMPONENT + r"(?:\.exe)?\W{1,3}(?:service )?is not running"),
+    ),
+    Pattern(
+        "node.components-not-running", "exit status", _re(_COMPONENT + r"(?:\.exe)?\b.{0,40}\bexit status (?!0\b)")
+    ),
+    Pattern(
+        "node.components-not-running",
+        "restarting failed container=",
+        _re(r"container=(?:kube-proxy|kube-flannel|flannel)"),
+    ),
     Pattern(
         "node.components-not-running",
         "crashloopbackoff",
@@ -153,6 +172,13 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("hns.port-exhaustion", "no more ports available"),
     Pattern("hns.endpoint-state", "hcncreateendpoint failed", _re(r"^(?!.*source vip)")),
     Pattern("hns.endpoint-state", "endpoint was not found", _re(r"hns|hcn")),
+    # An HNS endpoint or network request quoted as JSON (after Settings= / Request= in a trace) whose
+    # OutBoundNAT exceptions hold a placeholder instead of CIDRs: the CNI config was never filled in.
+    Pattern(
+        "cni.exceptionlist",
+        "outboundnat",
+        _re(r"exception(?:s|list)\W+\[[^\]]*\"(?![\d.:/a-f]+\")[^\"]*(?:<|>|\$|\{\{|__|cidr|subnet)[^\"]*\""),
+    ),
     # DNS: a partially qualified name (one or two labels, no cluster domain) that does not resolve
     Pattern(
         "dns.pqdn-unsupported",
@@ -173,7 +199,8 @@ PATTERNS: tuple[Pattern, ...] = (
 # Lines no needle can find: a klog fatal line (``F1204 10:02:13.551902    4242 server.go:207] ...``)
 # may sit after any prefix (an event-log table's columns, a timestamp), so a regular expression
 # runs over the whole block for it; its ``F`` and digits are rare enough to keep this cheap.
-FATAL_RE = re.compile(r"(?<![\w.])F\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.-]+:\d+\]")
+FATAL_RE = re.compile(r"F\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.-]+:\d+\]")  # no lookbehind: it would
+# cost the literal-prefix search its speed; the character before the F is checked by hand instead
 FATAL_CHECK = "node.components-not-running"
 
 
@@ -268,6 +295,9 @@ class _Scanner:
                     break
                 pos = low.find(needle, end)
         for match in FATAL_RE.finditer(block):
+            before = block[match.start() - 1 : match.start()]
+            if before.isalnum() or before in "._":
+                continue
             candidates.setdefault(block.rfind("\n", 0, match.start()) + 1, []).append(_FATAL)
         line_no = self.lines_before + 1
         counted_to = 0

@@ -127,7 +127,10 @@ class FixStep:
             # "Explanation: Some-Command -With args" written on one line
             match = re.match(r"^(.*?[.:])\s+((?:[A-Z][a-z]+-[A-Z]|kubectl |nssm |sc\.exe |crictl |hnsdiag ).*)$", head)
             if match and looks_like_command(match.group(2)):
-                return cls(match.group(1).rstrip(":").rstrip() + ("." if match.group(1).endswith(":") else ""), (match.group(2),))
+                return cls(
+                    match.group(1).rstrip(":").rstrip() + ("." if match.group(1).endswith(":") else ""),
+                    (match.group(2),),
+                )
         return cls(head, tuple(rest))
 
 

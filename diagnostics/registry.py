@@ -3,6 +3,13 @@
 A check function takes a ``NodeSnapshot`` and yields ``Fail`` or ``Unknown``
 outcomes (nothing when the node passes). The registry stamps each outcome with
 the check's id, severity, title and docs to make a ``Finding``.
+
+Two declarations keep checks from deciding on what they cannot know:
+``probes`` names the agent probes a check's verdict rests on; when one of them
+timed out or was cut (``NodeSnapshot.incomplete``) the check is not run and
+says ``unknown`` with the reason, never ``fail``. ``plugins`` names the network
+plugins a check is about (``flannel``); on a node known to run another one
+(Calico, Azure CNI) the check does not run at all.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ class CheckSpec:
     title: str
     docs: str
     func: CheckFunc
+    probes: tuple[str, ...] = ()  # probe ids whose output the verdict rests on
+    plugins: tuple[str, ...] = ()  # network plugins the check is about; empty: any
 
     @property
     def area(self) -> str:
@@ -41,13 +50,21 @@ class CheckSpec:
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(check_id: str, *, severity: Severity, title: str, docs: str = DOCS_BASE) -> Callable[[CheckFunc], CheckFunc]:
-    """Register a check function under a stable id from spec/CHECKS.md."""
+def check(
+    check_id: str,
+    *,
+    severity: Severity,
+    title: str,
+    docs: str = DOCS_BASE,
+    probes: tuple[str, ...] = (),
+    plugins: tuple[str, ...] = (),
+) -> Callable[[CheckFunc], CheckFunc]:
+    """Register a check function under a stable id from spec/CHECKS.md (see the module docstring)."""
 
     def register(func: CheckFunc) -> CheckFunc:
         if check_id in REGISTRY:
             raise ValueError(f"check id {check_id!r} registered twice")
-        REGISTRY[check_id] = CheckSpec(check_id, severity, title, docs, func)
+        REGISTRY[check_id] = CheckSpec(check_id, severity, title, docs, func, probes, plugins)
         return func
 
     return register
@@ -97,9 +114,20 @@ def run_iter(snap: NodeSnapshot, only: Iterable[str] | None = None) -> Iterator[
     A check that raises is reported as an ``unknown`` finding naming the error,
     so one broken check never hides the others.
     """
+    from diagnostics.checks.common import network_plugin
+
     wanted = set(only) if only is not None else None
     for spec in all_checks().values():
         if wanted is not None and spec.id not in wanted and spec.area not in wanted:
+            continue
+        if spec.plugins:
+            plugin = network_plugin(snap)
+            if plugin is not None and plugin.value not in spec.plugins:
+                continue  # about another network plugin than the one this node runs
+        cut = [snap.incomplete[p] for p in spec.probes if p in snap.incomplete]
+        if cut:
+            summary = "Not enough data to decide: " + "; ".join(cut) + "."
+            yield _stamp(spec, snap, Status.UNKNOWN, summary, evidence=tuple(Evidence("agent", c) for c in cut))
             continue
         try:
             outcomes = list(spec.func(snap))

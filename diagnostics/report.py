@@ -6,7 +6,8 @@ Shape (every key but ``format``, ``cluster``, ``node`` and ``collected_at`` opti
      "agent_version": "0.3.0", "collected_at": "2026-11-24T10:00:00Z", "sequence": 42,
      "dropped_reports": 0,
      "probes": {"hns.networks": {"command": "...", "output": "...", "error": null,
-                                 "duration_ms": 120, "parsed": ...}},
+                                 "duration_ms": 120, "parsed": ..., "truncated": false,
+                                 "timed_out": false, "cached": false}},
      "files": {"subnet.env": {"path": "C:\\run\\flannel\\subnet.env", "exists": true,
                               "content": "FLANNEL_NETWORK=...", "error": null}},
      "logs": {"kubelet": {"path": "C:\\k\\kubelet.log", "offset": 1024, "text": "...",
@@ -15,7 +16,11 @@ Shape (every key but ``format``, ``cluster``, ``node`` and ``collected_at`` opti
                        "ok": false, "output": "..."}]}
 
 ``parsed`` is the agent's own reading, kept for people; the dashboard parses
-``output`` itself with ``diagnostics.probes``.
+``output`` itself with ``diagnostics.probes``. ``truncated`` (the output was cut
+at the agent's cap) and ``timed_out`` (no answer within the cycle's budget) are
+absent from reports of older agents; either makes the probe's fact unknown,
+with the reason in ``NodeSnapshot.incomplete``. ``cached`` marks the repeated
+result of a slow probe that did not run this cycle.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class ProbeResult:
     error: str | None = None
     command: str = ""
     duration_ms: float | None = None
+    truncated: bool = False
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,8 @@ def parse_report(data: Any) -> NodeReport:
             output=_str(p.get("output", ""), f"probes.{name}.output") or "",
             error=_str(p.get("error"), f"probes.{name}.error", optional=True),
             command=_str(p.get("command", ""), f"probes.{name}.command") or "",
+            truncated=p.get("truncated") is True,
+            timed_out=p.get("timed_out") is True,
         )
         for name, p in _keyed(data, "probes", MAX_PROBES).items()
     }
@@ -205,10 +214,20 @@ def snapshot_from_report(
     from diagnostics.probes import PROBES_BY_ID
 
     facts: dict[str, Any] = {}
+    incomplete: dict[str, str] = {}
     for probe_id, result in report.probes.items():
         spec = PROBES_BY_ID.get(probe_id)
-        if spec is None or result.error:
-            continue  # unknown probe (newer agent) or failed probe: that fact stays unknown
+        if spec is None:
+            continue  # unknown probe (newer agent)
+        if result.timed_out or result.truncated:
+            incomplete[probe_id] = (
+                f"{probe_id} did not answer in time ({result.error or 'timed out'})"
+                if result.timed_out
+                else f"the output of {probe_id} was cut at the agent's size cap"
+            )
+            continue
+        if result.error:
+            continue  # failed probe: that fact stays unknown
         try:
             facts[spec.field] = Fact(spec.parse(result.output), f"probe:{probe_id}")
         except ValueError:
@@ -239,5 +258,7 @@ def snapshot_from_report(
         logs_seen={**snap.logs_seen, **logs_seen},
         log_hits=snap.log_hits + hits,
         connectivity=snap.connectivity + report.connectivity,
+        incomplete={**snap.incomplete, **incomplete},
+        unanswered=snap.unanswered | {p for p, r in report.probes.items() if r.timed_out and p in PROBES_BY_ID},
         **facts,
     )

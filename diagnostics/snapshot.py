@@ -21,14 +21,18 @@ from diagnostics.facts import (
     HnsEndpoint,
     HnsEvent,
     HnsLoadBalancer,
+    HnsNamespace,
     HnsNetwork,
     HotFix,
     Image,
+    IpAddress,
     IpInterface,
     NetAdapter,
+    NetInterface,
     OsInfo,
     PortRange,
     Process,
+    Route,
     Service,
 )
 
@@ -112,6 +116,18 @@ class NodeSnapshot:
     images: Fact[tuple[Image, ...]] | None = None
     dynamic_ports: Fact[PortRange] | None = None
     excluded_ports: Fact[tuple[PortRange, ...]] | None = None
+    ip_addresses: Fact[tuple[IpAddress, ...]] | None = None
+    routes: Fact[tuple[Route, ...]] | None = None
+    ip_interfaces: Fact[tuple[NetInterface, ...]] | None = None  # MTU per interface and address family
+    udp_dynamic_ports: Fact[PortRange] | None = None
+    udp_excluded_ports: Fact[tuple[PortRange, ...]] | None = None
+    hyperv_events: Fact[tuple[HnsEvent, ...]] | None = None  # Hyper-V-Compute Admin/Operational
+    hns_namespaces: Fact[tuple[HnsNamespace, ...]] | None = None
+    hnsdiag: Fact[str] | None = None  # hnsdiag list all, for people
+    # Probes that did not give a whole answer: probe id -> why ("timed out ...", "output cut ...").
+    # A check that reads such a probe's field says unknown with this reason, never fail.
+    incomplete: Mapping[str, str] = field(default_factory=dict)
+    unanswered: frozenset[str] = frozenset()  # the probe ids of ``incomplete`` that timed out
     connectivity: tuple[ConnectivityResult, ...] = ()
     # The network mode text about this node expects ("l2bridge" / "overlay"), when nothing better says.
     network_hint: Fact[str] | None = None

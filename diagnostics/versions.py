@@ -24,6 +24,7 @@ class WindowsBuild:
 WINDOWS_BUILDS: dict[int, WindowsBuild] = {
     b.build: b
     for b in (
+        WindowsBuild(14393, "Windows Server 2016", "1607", True),
         WindowsBuild(17134, "Windows Server version 1803", "1803", False),
         WindowsBuild(17763, "Windows Server 2019", "1809", True),
         WindowsBuild(18362, "Windows Server version 1903", "1903", False),

@@ -25,7 +25,17 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.watch.watch import iter_resp_lines
 
 from dashboard.cluster.resources import ENDPOINT_SLICES, EVENTS, NODES, PODS, SERVICES, Resource
-from dashboard.cluster.source import Forbidden, Gone, Listing, Page, SourceError, Unauthorized, Unavailable, WatchEvent
+from dashboard.cluster.source import (
+    Forbidden,
+    Gone,
+    Listing,
+    NotFound,
+    Page,
+    SourceError,
+    Unauthorized,
+    Unavailable,
+    WatchEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +265,7 @@ class KubernetesSource:
         )
 
     def _translate(self, exc: BaseException, resource: Resource | None, verb: str) -> SourceError:
-        what = resource.plural if resource is not None else "the server version"
+        what = resource.plural if resource is not None else "the API"
         if isinstance(exc, ApiException):
             detail = _status_message(exc)
             if exc.status == 410:
@@ -264,6 +274,8 @@ class KubernetesSource:
                 return Forbidden(resource, verb, detail)
             if exc.status == 401:
                 return Unauthorized(self._unauthorized())
+            if exc.status == 404 and resource is None:
+                return NotFound(detail)
             if exc.status == 0:
                 return Unavailable(f"cannot reach the API server at {self.host}: {exc.reason}")
             return Unavailable(f"{verb} {what}: the API server answered {exc.status} {exc.reason}. {detail}".strip())

@@ -1,8 +1,8 @@
 """What the dashboard reads from the API, named once.
 
-The source lists and watches exactly ``RESOURCES`` with ``VERBS``; the read-only
-ClusterRole in ``deploy/kubernetes/base/dashboard/rbac.yaml`` grants exactly these (a test
-compares them). Also here: how an object is recognised as Windows.
+The source lists and watches exactly ``RESOURCES`` with ``VERBS``, and agents'
+enrollment needs ``ENROLLMENT``; the ClusterRole in ``deploy/kubernetes/base/dashboard/rbac.yaml``
+grants exactly these (a test compares them). Also here: how an object is recognised as Windows.
 """
 
 from __future__ import annotations
@@ -39,6 +39,13 @@ ENDPOINT_SLICES = Resource("EndpointSlice", "endpointslices", group="discovery.k
 RESOURCES: tuple[Resource, ...] = (NODES, PODS, EVENTS, SERVICES, ENDPOINT_SLICES)
 BY_KIND = {r.kind: r for r in RESOURCES}
 VERBS: tuple[str, ...] = ("get", "list", "watch")
+# What agents' enrollment (dashboard/cluster/enroll.py) adds: (API group, resource, verb).
+# Reviewing a token, then reading its pod and node (already readable above).
+ENROLLMENT: tuple[tuple[str, str, str], ...] = (
+    ("authentication.k8s.io", "tokenreviews", "create"),
+    ("", "pods", "get"),
+    ("", "nodes", "get"),
+)
 
 OS_LABEL = "kubernetes.io/os"
 BUILD_LABEL = "node.kubernetes.io/windows-build"

@@ -55,6 +55,10 @@ class Unavailable(SourceError):
     """The API server cannot be reached or answered with a server error; retry with backoff."""
 
 
+class NotFound(SourceError):
+    """404: the object asked for by name does not exist (``request`` only)."""
+
+
 class Unauthorized(Unavailable):
     """401: the credentials were refused (read again first); retried like ``Unavailable``."""
 

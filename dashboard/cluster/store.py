@@ -365,6 +365,11 @@ class Store:
         """Nodes the API no longer lists: kept and marked when an agent or a token knows them, else removed."""
         now = timezone.now()
         marked: list[Node] = []
+        if nodes:
+            from dashboard import agents
+
+            # Agents enrolled by their ServiceAccount token speak for a node of the cluster: cut them off.
+            agents.cut_off([agents.reviewed_group(n) for n in nodes], "the node left the cluster")
         for node in nodes:
             if not node.has_agent and not node.tokens.exists():
                 node.delete()

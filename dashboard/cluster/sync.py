@@ -46,6 +46,8 @@ from dashboard.cluster.store import Affected, Store
 
 log = logging.getLogger(__name__)
 
+NODES_PER_BATCH = 100  # Windows nodes diagnosed at once after a change that touches many
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -427,21 +429,28 @@ class ClusterSync:
             try:
                 if full:
                     check_all_workloads(cluster)
-                    diagnose_nodes(cluster, sorted(self.store.windows_nodes))
+                    _diagnose(cluster, self.store.windows_nodes)
                 else:
                     check_workloads(cluster, sorted(affected.pods))
-                    diagnose_nodes(cluster, sorted(affected.nodes))
+                    _diagnose(cluster, affected.nodes)
                     if cluster_wide:
                         # Each kind of context change re-runs only the checks that read it, where they can change.
-                        others = sorted(self.store.windows_nodes - affected.nodes)
+                        others = self.store.windows_nodes - affected.nodes
                         if affected.endpoints:
-                            diagnose_nodes(cluster, others, only=ENDPOINT_CHECKS, agents_only=True)
+                            _diagnose(cluster, others, only=ENDPOINT_CHECKS, agents_only=True)
                         if affected.peers:
-                            diagnose_nodes(cluster, others, only=PEER_CHECKS)
+                            _diagnose(cluster, others, only=PEER_CHECKS)
             except Exception:  # diagnosis failing must not stop the watches; the next change retries
                 log.exception("%s: diagnosis after API changes failed", self.source.cluster)
         if self.on_flush is not None:
             self.on_flush(affected)
+
+
+def _diagnose(cluster: Any, names: set[str], **options: Any) -> None:
+    """``diagnose_nodes`` in batches: a thousand nodes' snapshots at once would hold them all in memory."""
+    ordered = sorted(names)
+    for start in range(0, len(ordered), NODES_PER_BATCH):
+        diagnose_nodes(cluster, ordered[start : start + NODES_PER_BATCH], **options)
 
 
 class Watcher:

@@ -9,6 +9,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from diagnostics.model import FixStep
+
 register = template.Library()
 
 
@@ -45,8 +47,9 @@ def fix_steps(steps: Any) -> list[dict[str, Any]]:
     explanation (``explanation``/``text``/``why``) and ``commands`` (a list or one string)."""
     out: list[dict[str, Any]] = []
     for step in steps or []:
-        if isinstance(step, str):
-            out.append({"text": "", "commands": [step]})
+        if isinstance(step, str):  # findings/v1's one-string form: the explanation, then one command per line
+            parsed = FixStep.from_text(step)
+            out.append({"text": parsed.text, "commands": list(parsed.commands)})
         elif isinstance(step, dict):
             text = str(step.get("explanation") or step.get("text") or step.get("why") or "")
             commands = step.get("commands", step.get("command", []))

@@ -266,16 +266,49 @@ def _read_pasted(entry: Entry, head: bytes, kind: str | None, out: _Collected) -
         out.server_version = out.server_version or own.server_version
         out.cluster_cidr = out.cluster_cidr or own.cluster_cidr
         out.service_cidr = out.service_cidr or own.service_cidr
+    if not used_kind:
+        yaml_text = _embedded_yaml(text)
+        if yaml_text:
+            own = _Collected()
+            if _read_objects(entry.path, yaml_text.encode("utf-8"), own):
+                out.objects += own.objects
+                out.empty_kinds |= own.empty_kinds
+                used_kind = K8S_OBJECTS
     from diagnostics.logs import detect_kind, scan_text
 
     log_kind = LOG_KINDS[kind] if kind in LOG_KINDS else (detect_kind(entry.path, text[:8192]) or "")
     hits = [dataclasses.replace(h, log_kind=log_kind or "log") for h in scan_text(text, source=entry.path)]
     part = _NodePart(entry.path, kind or "text", log_kind=log_kind, log_hits=hits)
+    objects_before = len(out.objects)
     _read_text_facts(entry.path, text, part, out)
     out.parts.append(part)
     if not used_kind:
         used_kind = INPUT_KIND_OF_LOG.get(log_kind, "") if log_kind else ""
-    out.inputs.append({"path": entry.path, "kind": used_kind or "text", "bytes": len(data)})
+    item: dict[str, Any] = {"path": entry.path, "kind": used_kind or "text", "bytes": len(data)}
+    if not used_kind and not hits and not part.facts and len(out.objects) == objects_before:
+        item["recognized"] = False  # read line by line, and nothing in it is anything the checks know
+    out.inputs.append(item)
+
+
+_YAML_START = re.compile(r"^([ \t>]*)(?:apiVersion|kind):\s*\S", re.MULTILINE)
+
+
+def _embedded_yaml(text: str) -> str:
+    """Kubernetes YAML inside other text -- indented (Markdown quotes it so), after a ``kubectl`` prompt,
+    between prose -- cut out and de-indented; "" when there is none."""
+    match = _YAML_START.search(text)
+    if not match or not re.search(r"^[ \t>]*kind:\s*\S", text, re.MULTILINE):
+        return ""
+    prefix = match.group(1)
+    lines = []
+    for line in text[match.start() :].splitlines():
+        if not line.strip():
+            lines.append("")
+            continue
+        if not line.startswith(prefix) or (line[len(prefix) :].startswith(("PS ", "$ ", "# ")) and prefix == ""):
+            break
+        lines.append(line[len(prefix) :])
+    return "\n".join(lines).strip("\n") + "\n"
 
 
 def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> None:
@@ -298,13 +331,25 @@ def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> 
             for key, value in facts.node_info.items():
                 info.setdefault(key, value)
         elif not nodes:
-            node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": ""}, "status": {"nodeInfo": facts.node_info}}
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": ""},
+                "status": {"nodeInfo": facts.node_info},
+            }
             part.facts["node_object"] = _Candidate(_PRIO_FILE + 1, path, Fact(node, path))
     if facts.hns_networks_empty:
         # Get-HnsNetwork seen printing nothing beats any network JSON elsewhere in the text (often a request).
         part.facts["hns_networks"] = _Candidate(_PRIO_PROBES, path, Fact((), f"{path}: Get-HnsNetwork"))
     if facts.network_hint:
         part.facts["network_hint"] = _Candidate(_PRIO_FILE, path, facts.network_hint)
+    if facts.probes:
+        part.connectivity = part.connectivity + tuple(
+            ConnectivityResult(
+                p.kind, p.target, p.origin, p.ok, p.output, {"from": "text", **({"pod": p.pod} if p.pod else {})}
+            )
+            for p in facts.probes
+        )
     if facts.ipconfig and "ip_config" not in part.facts:
         parse = _parser("diagnostics.parsers.windows:parse_ipconfig")
         try:

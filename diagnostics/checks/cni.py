@@ -6,8 +6,8 @@ import ipaddress
 import json
 from collections.abc import Iterator
 
-from diagnostics.checks.common import cni_conf, component_flags, management_subnet, net_conf, subnet_env
-from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.checks.common import cni_conf, component_flags, hit_evidence, management_subnet, net_conf, subnet_env
+from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.registry import check
 from diagnostics.snapshot import Fact, NodeSnapshot
 
@@ -80,7 +80,25 @@ def _as_cidr(value: str, entries: list[str]) -> str:
 )
 def exceptionlist(snap: NodeSnapshot) -> Outcome:
     fact, conf = cni_conf(snap)
+    hits = snap.hits("cni.exceptionlist")
     if fact is None or conf is None or conf.exception_list is None:
+        if hits:  # an endpoint's own OutBoundNAT policy, quoted in a trace, holds a placeholder
+            yield Fail(
+                summary="An HNS endpoint's OutBoundNAT exceptions hold a placeholder instead of this cluster's "
+                "CIDRs: the CNI config was never filled in, so pod traffic to the service CIDR (or the cluster) is "
+                "SNATed and breaks.",
+                evidence=hit_evidence(hits),
+                fix=(
+                    FixStep(
+                        "Put the cluster CIDR, the service CIDR and the node (management) subnet in the CNI config's "
+                        "OutBoundNAT ExceptionList in place of the placeholder, then recreate the pods.",
+                        (
+                            "Get-ChildItem C:\\etc\\cni\\net.d, C:\\k\\cni\\config -ErrorAction SilentlyContinue",
+                            "kubectl cluster-info dump | Select-String 'service-cluster-ip-range|cluster-cidr'",
+                        ),
+                    ),
+                ),
+            )
         return
     entries = list(conf.exception_list)
     required = required_exceptions(snap)

@@ -107,6 +107,45 @@ def uses_flannel(snap: NodeSnapshot) -> bool | None:
     return None
 
 
+# Names of services/processes that identify a network plugin (Windows service names and executables).
+_PLUGIN_DAEMONS = {
+    "calico": ("caliconode", "calicofelix", "calico-node", "calico-felix"),
+    "azure-cni": ("azure-vnet", "azure-cns"),
+    "flannel": ("flanneld",),
+}
+# Known files that identify a plugin when they exist.
+_PLUGIN_FILES = {"calico": ("calico-config.ps1",), "azure-cni": ("azure-cni.conflist",)}
+
+
+@per_snapshot
+def network_plugin(snap: NodeSnapshot) -> Fact[str] | None:
+    """The network plugin the node runs: ``flannel``, ``calico`` or ``azure-cni``; None when nothing tells.
+
+    Calico and Azure CNI are recognised by their daemons and files first: a leftover Flannel
+    file must not make a Calico node look like a Flannel one.
+    """
+    for plugin in ("calico", "azure-cni"):
+        names = _PLUGIN_DAEMONS[plugin]
+        for facts in (snap.services, snap.processes):
+            if facts is None:
+                continue
+            for item in facts.value:
+                if item.name.lower().removesuffix(".exe") in names:
+                    return Fact(plugin, f"{facts.source} {item.name}")
+        for name in _PLUGIN_FILES[plugin]:
+            fact = snap.file(name)
+            if fact is not None and fact.exists:
+                return Fact(plugin, fact.path)
+    _fact, cni = cni_conf(snap)
+    if cni is not None and "azure" in (cni.type + cni.delegate_type).lower():
+        return Fact("azure-cni", _fact.path if _fact else "cni.conf")
+    if cni is not None and "calico" in (cni.type + cni.delegate_type).lower():
+        return Fact("calico", _fact.path if _fact else "cni.conf")
+    if uses_flannel(snap):
+        return Fact("flannel", "flanneld service, process, log or files")
+    return None
+
+
 @per_snapshot
 def uses_overlay(snap: NodeSnapshot) -> bool | None:
     """Overlay (VXLAN) networking: a Flannel vxlan backend, an HNS Overlay network or a win-overlay CNI."""

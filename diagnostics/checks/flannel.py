@@ -61,7 +61,13 @@ def _hns_pod_subnet(snap: NodeSnapshot) -> str:
     return ""
 
 
-@check("flannel.subnet-env-missing", severity=Severity.CRITICAL, title="Flannel's subnet.env is missing", docs=DOCS)
+@check(
+    "flannel.subnet-env-missing",
+    severity=Severity.CRITICAL,
+    title="Flannel's subnet.env is missing",
+    docs=DOCS,
+    plugins=("flannel",),
+)
 def subnet_env_missing(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("flannel.subnet-env-missing")
     fact = snap.file("subnet.env")
@@ -150,6 +156,7 @@ def flanneld_exe(snap: NodeSnapshot) -> str:
     severity=Severity.CRITICAL,
     title="flanneld is stuck waiting for the network",
     docs=DOCS,
+    plugins=("flannel",),
 )
 def waiting_for_network(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("flannel.waiting-for-network")
@@ -188,6 +195,7 @@ def waiting_for_network(snap: NodeSnapshot) -> Outcome:
     severity=Severity.WARNING,
     title="SourceVip files are left from an earlier pod subnet",
     docs=DOCS,
+    plugins=("flannel",),
 )
 def stale_sourcevip(snap: NodeSnapshot) -> Outcome:
     expected = snap.pod_cidr()
@@ -243,6 +251,7 @@ def stale_sourcevip(snap: NodeSnapshot) -> Outcome:
     severity=Severity.WARNING,
     title="Flannel VXLAN uses a VNI or port Windows does not support",
     docs="https://kubernetes.io/docs/concepts/services-networking/windows-networking/",
+    plugins=("flannel",),
 )
 def vxlan_params(snap: NodeSnapshot) -> Outcome:
     fact, conf = net_conf(snap)
@@ -275,6 +284,7 @@ _FLANNEL_TAG_RE = re.compile(r"flannel[^:/]*:v?(\d+\.\d+(?:\.\d+)?)", re.IGNOREC
     severity=Severity.INFO,
     title="Flannel before v0.12.0 cannot reach local pods from the node",
     docs="https://kubernetes.io/docs/concepts/services-networking/windows-networking/",
+    plugins=("flannel",),
 )
 def version_node_to_pod(snap: NodeSnapshot) -> Outcome:
     _f, conf = net_conf(snap)
@@ -301,6 +311,8 @@ def version_node_to_pod(snap: NodeSnapshot) -> Outcome:
     severity=Severity.CRITICAL,
     title="The node's pod subnet differs between flannel, HNS and the API",
     docs=DOCS,
+    probes=("hns.networks",),
+    plugins=("flannel",),
 )
 def subnet_mismatch(snap: NodeSnapshot) -> Outcome:
     pod_cidr = snap.pod_cidr()

@@ -99,10 +99,19 @@ def _physical_adapter(snap: NodeSnapshot) -> str | None:
     return None
 
 
-@check("hns.network-missing", severity=Severity.CRITICAL, title="The HNS container network is missing", docs=DOCS)
+@check(
+    "hns.network-missing",
+    severity=Severity.CRITICAL,
+    title="The HNS container network is missing",
+    docs=DOCS,
+    probes=("hns.networks",),
+)
 def network_missing(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("hns.network-missing")
-    if snap.hns_networks is None and snap.adapters is None and not hits:
+    no_vethernet = snap.ip_config is not None and not any(
+        i.name.lower().startswith("vethernet") for i in snap.ip_config.value
+    )
+    if snap.hns_networks is None and snap.adapters is None and not no_vethernet and not hits:
         yield Unknown(needs=("Get-HnsNetwork", "Get-NetAdapter"))
         return
     wanted = expected_network(snap)
@@ -128,8 +137,10 @@ def network_missing(snap: NodeSnapshot) -> Outcome:
             expects = wanted is not None or snap.network_hint is not None or uses_flannel(snap)
             if not expects and not hits:
                 yield Unknown(
-                    needs=("which network the node is meant to use (l2bridge or overlay: the CNI config, "
-                           "kube-proxy's --network-name or Get-HnsNetwork)",)
+                    needs=(
+                        "which network the node is meant to use (l2bridge or overlay: the CNI config, "
+                        "kube-proxy's --network-name or Get-HnsNetwork)",
+                    )
                 )
                 return
             problems.append("ipconfig shows no vEthernet adapter for the container network")
@@ -183,6 +194,7 @@ def network_missing(snap: NodeSnapshot) -> Outcome:
     severity=Severity.CRITICAL,
     title="The HNS network's management IP is not this node's address",
     docs=NET_DOCS,
+    probes=("hns.networks",),
 )
 def management_ip_mismatch(snap: NodeSnapshot) -> Outcome:
     network = container_network(snap)
@@ -236,6 +248,7 @@ _BAD_STATES = {"detached", "degraded", "destroyed", "failed", "4", "5", "6"}
     severity=Severity.WARNING,
     title="HNS endpoints are failed, detached or orphaned",
     docs=NET_DOCS,
+    probes=("hns.endpoints",),
 )
 def endpoint_state(snap: NodeSnapshot) -> Outcome:
     if snap.hns_endpoints is None:
@@ -296,6 +309,7 @@ def _slice_ips(snap: NodeSnapshot) -> set[str] | None:
     severity=Severity.WARNING,
     title="Remote HNS endpoints point at pods that no longer exist",
     docs=NET_DOCS,
+    probes=("hns.endpoints",),
 )
 def stale_remote_endpoints(snap: NodeSnapshot) -> Outcome:
     if snap.hns_endpoints is None:
@@ -352,6 +366,7 @@ def _windows_ready_ips(snap: NodeSnapshot) -> dict[str, set[str]]:
     severity=Severity.WARNING,
     title="Services have no HNS load balancer on this node",
     docs=NET_DOCS,
+    probes=("hns.endpoints", "hns.policies"),
 )
 def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view
@@ -398,11 +413,15 @@ def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
         return
     told = []
     if missing:
-        told.append(f"{_count(len(missing), 'Service')} with ready endpoints {'has' if len(missing) == 1 else 'have'} "
-                    "no HNS load balancer on this node")
+        told.append(
+            f"{_count(len(missing), 'Service')} with ready endpoints {'has' if len(missing) == 1 else 'have'} "
+            "no HNS load balancer on this node"
+        )
     if stale:
-        told.append(f"{_count(len(stale), 'load balancer')} {'points' if len(stale) == 1 else 'point'} only at "
-                    "endpoints that no longer exist")
+        told.append(
+            f"{_count(len(stale), 'load balancer')} {'points' if len(stale) == 1 else 'point'} only at "
+            "endpoints that no longer exist"
+        )
     if not told:
         told.append("kube-proxy could not create HNS load balancer policies")
     yield Fail(
@@ -416,7 +435,7 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _LB_FIX(snap: NodeSnapshot) -> tuple[FixStep, ...]:  # noqa: N802 - reads as the constant it nearly is
+def _LB_FIX(snap: NodeSnapshot) -> tuple[FixStep, ...]:
     return (
         FixStep(
             "Restart kube-proxy so that it programs every Service again, and watch its log for 'Policy creation "
@@ -436,6 +455,7 @@ def _LB_FIX(snap: NodeSnapshot) -> tuple[FixStep, ...]:  # noqa: N802 - reads as
     severity=Severity.WARNING,
     title="The dynamic port range is nearly used up",
     docs=NET_DOCS,
+    probes=("ports.dynamic", "ports.excluded"),
 )
 def port_exhaustion(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("hns.port-exhaustion")

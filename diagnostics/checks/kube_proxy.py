@@ -49,6 +49,7 @@ def _pod_command(snap: NodeSnapshot) -> Fact[str] | None:
     severity=Severity.CRITICAL,
     title="kube-proxy runs without --hostname-override",
     docs=DOCS,
+    probes=("services", "processes"),
 )
 def hostname_override_missing(snap: NodeSnapshot) -> Outcome:
     line = snap.component_command_line("kube-proxy")

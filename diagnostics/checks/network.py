@@ -45,7 +45,13 @@ def _evidence(r: ConnectivityResult) -> Evidence:
 def nodeport_local(snap: NodeSnapshot) -> Outcome:
     tests = _tests(snap, "nodeport")
     for local in (r for r in tests if r.origin == "node" and not r.ok):
-        elsewhere = [r for r in tests if r.target == local.target and r.origin != "node" and r.ok]
+        elsewhere = [r for r in tests if _port(r.target) == _port(local.target) and r.origin != "node" and r.ok]
+        if not any(r.origin != "node" for r in tests if _port(r.target) == _port(local.target)):
+            yield Unknown(
+                needs=(f"the same NodePort ({local.target}) tested from another node or from outside the cluster",),
+                subject=local.target,
+            )
+            continue
         if elsewhere:
             yield Fail(
                 summary=f"NodePort {local.target} fails from this node but answers from {elsewhere[0].origin}: "
@@ -68,6 +74,12 @@ def service_vip_from_node(snap: NodeSnapshot) -> Outcome:
         from_pod = [r for r in tests if r.target == local.target and r.origin == "pod"]
         if from_pod and not any(r.ok for r in from_pod):
             continue  # pods fail too: not this limitation
+        if not from_pod and local.detail.get("from") == "text":
+            yield Unknown(
+                needs=(f"the same Service ({local.target}) tested from a pod on this node (kubectl exec ... curl)",),
+                subject=local.target,
+            )
+            continue
         yield Fail(
             summary=f"This node cannot reach the Service VIP {local.target}"
             + (" while its pods can" if from_pod else "")
@@ -78,6 +90,11 @@ def service_vip_from_node(snap: NodeSnapshot) -> Outcome:
             ),
             subject=local.target,
         )
+
+
+def _port(target: str) -> str:
+    """The port of ``host:port`` (a NodePort is the same Service on any node address)."""
+    return target.rsplit(":", 1)[-1] if ":" in target else target
 
 
 def _in_cluster(snap: NodeSnapshot, target: str) -> bool | None:
@@ -114,20 +131,42 @@ def curl_command(r: ConnectivityResult) -> str:
     return curl
 
 
+def _outside(snap: NodeSnapshot, target: str) -> bool | None:
+    """Whether a target is outside the cluster: by the cluster's CIDRs when known, else by the address itself
+    (a public IP, or a DNS name that is not a cluster name)."""
+    inside = _in_cluster(snap, target)
+    if inside is not None:
+        return not inside
+    host = target.split("://")[-1].split("/")[0].split(":")[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if "." in host and not host.endswith((".local", ".svc", ".internal", ".cluster")) and "svc." not in host:
+            return True
+        return None
+    return address.is_global
+
+
 @check("network.icmp-external", severity=Severity.INFO, title="Ping from pods to outside the cluster fails", docs=DOCS)
 def icmp_external(snap: NodeSnapshot) -> Outcome:
     pings = [r for r in _tests(snap, "ping") if r.origin == "pod"]
     for r in pings:
-        if r.ok or _in_cluster(snap, r.target) is not False:
+        if r.ok or not _outside(snap, r.target):
             continue
-        inside_ok = [p for p in pings if p.ok and _in_cluster(snap, p.target)]
+        inside_ok = [p for p in pings if p.ok and _outside(snap, p.target) is False]
         curl_ok = [
-            c
-            for c in snap.connectivity
-            if c.kind == "curl"
-            and c.target.split("://")[-1].split("/")[0].split(":")[0] == r.target.split(":")[0]
-            and c.ok
+            c for c in snap.connectivity if c.kind == "curl" and c.origin == "pod" and c.ok and _outside(snap, c.target)
         ]
+        if not inside_ok and not curl_ok:
+            # One half only: a failing ping alone is also what a pod with no network at all shows.
+            yield Unknown(
+                needs=(
+                    f"a curl or Test-NetConnection -Port from the same pod to {r.target} (or an in-cluster ping that "
+                    "works), to tell the ICMP limitation from a pod with no network",
+                ),
+                subject=r.target,
+            )
+            continue
         yield Fail(
             summary=f"ping {r.target} from a Windows pod fails: ICMP to destinations outside the cluster is not "
             "translated (a known limitation); TCP and UDP work." + (" In-cluster ping works." if inside_ok else ""),

@@ -17,6 +17,7 @@ from diagnostics.checks.common import (
     uses_flannel,
 )
 from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
+from diagnostics.probes import HNS_PROBES, PROBES_BY_ID
 from diagnostics.registry import check
 from diagnostics.snapshot import LogHit, NodeSnapshot
 from diagnostics.versions import max_skew, parse_version
@@ -60,6 +61,7 @@ def _process(snap: NodeSnapshot, component: str) -> bool:
     severity=Severity.CRITICAL,
     title="Node components are not running",
     docs=DOCS,
+    probes=("services", "processes"),
 )
 def components_not_running(snap: NodeSnapshot) -> Outcome:
     hits = snap.hits("node.components-not-running")
@@ -135,8 +137,10 @@ def _died_in_log(snap: NodeSnapshot, hits: list[LogHit]) -> Fail:
         "or no Service routing.",
         evidence=hit_evidence(hits),
         fix=(
-            FixStep("Read why it exited: the line above is its last word; the lines before it give the cause.",
-                    tuple(f"Get-Content {LOG_PATHS[c]} -Tail 100" for c in named)),
+            FixStep(
+                "Read why it exited: the line above is its last word; the lines before it give the cause.",
+                tuple(f"Get-Content {LOG_PATHS[c]} -Tail 100" for c in named),
+            ),
             *(_start_step(snap, c) for c in named),
         ),
     )
@@ -147,15 +151,19 @@ def _start_step(snap: NodeSnapshot, component: str) -> FixStep:
     log = LOG_PATHS.get(component, "")
     tail = (f"Get-Content {log} -Tail 50",) if log else ()
     if svc is not None:
-        return FixStep(f"Start {component} again once the cause is fixed, and follow its log.",
-                       (f"Start-Service {svc.name}", *tail))
+        return FixStep(
+            f"Start {component} again once the cause is fixed, and follow its log.",
+            (f"Start-Service {svc.name}", *tail),
+        )
     pod = _component_pod(snap, component)
     if pod is not None:
         meta = pod.get("metadata") or {}
         return FixStep(
             f"{component} runs as a pod here: delete it so its DaemonSet starts a new one, then read its log.",
-            (f"kubectl delete pod -n {meta.get('namespace', 'kube-system')} {meta.get('name', '')}",
-             f"kubectl logs -n {meta.get('namespace', 'kube-system')} -l {_component_label(component)} --tail 50"),
+            (
+                f"kubectl delete pod -n {meta.get('namespace', 'kube-system')} {meta.get('name', '')}",
+                f"kubectl logs -n {meta.get('namespace', 'kube-system')} -l {_component_label(component)} --tail 50",
+            ),
         )
     return FixStep(
         f"Start {component} again once the cause is fixed (its service, or start.ps1 / the scheduled task that "
@@ -188,6 +196,7 @@ _SERVICE_FIX = {
     severity=Severity.WARNING,
     title="Node components run as plain processes, not services",
     docs=DOCS,
+    probes=("services", "processes"),
 )
 def components_not_services(snap: NodeSnapshot) -> Outcome:
     if snap.services is None or snap.processes is None:
@@ -287,10 +296,14 @@ def not_ready(snap: NodeSnapshot) -> Outcome:
         fix=(
             FixStep(
                 "Read why the API says so: the Ready condition's reason and message, and the node's latest events.",
-                (f"kubectl describe node {node_hostname(snap)}",) if snap.node != "unknown" else ("kubectl get nodes -o wide",),
+                (f"kubectl describe node {node_hostname(snap)}",)
+                if snap.node != "unknown"
+                else ("kubectl get nodes -o wide",),
             ),
-            FixStep("On the node, see whether kubelet, kube-proxy and the runtime run, and read kubelet's last words.",
-                    ("Get-Service kubelet, kube-proxy, containerd", f"Get-Content {LOG_PATHS['kubelet']} -Tail 100")),
+            FixStep(
+                "On the node, see whether kubelet, kube-proxy and the runtime run, and read kubelet's last words.",
+                ("Get-Service kubelet, kube-proxy, containerd", f"Get-Content {LOG_PATHS['kubelet']} -Tail 100"),
+            ),
         ),
     )
 
@@ -412,7 +425,13 @@ _HNS_CRASH_RE = re.compile(
 )
 
 
-@check("node.hns-crash", severity=Severity.CRITICAL, title="The Host Network Service crashed or restarted", docs=DOCS)
+@check(
+    "node.hns-crash",
+    severity=Severity.CRITICAL,
+    title="The Host Network Service crashed or restarted",
+    docs=DOCS,
+    probes=("hns.events", "services"),
+)
 def hns_crash(snap: NodeSnapshot) -> Outcome:
     evidence: list[Evidence] = []
     svc = snap.service("hns")
@@ -440,6 +459,46 @@ def hns_crash(snap: NodeSnapshot) -> Outcome:
             "Read the events: Get-WinEvent -LogName Microsoft-Windows-Host-Network-Service-Admin -MaxEvents 50",
             "Collect logs for a support case: C:\\k\\debug\\collectlogs.ps1 (microsoft/SDN), and install the latest "
             "cumulative update.",
+        ),
+    )
+
+
+@check(
+    "node.hns-unresponsive",
+    severity=Severity.CRITICAL,
+    title="The Host Network Service does not answer",
+    docs=DOCS,
+)
+def hns_unresponsive(snap: NodeSnapshot) -> Outcome:
+    hung = [p for p in HNS_PROBES if p in snap.unanswered]
+    if not hung:
+        return
+    answered = [p for p in PROBES_BY_ID if p not in snap.unanswered and p not in HNS_PROBES]
+    if snap.incomplete and not any(p not in snap.incomplete for p in answered):
+        return  # nothing answered: the agent or the node as a whole is stuck, not HNS alone
+    evidence = [Evidence("agent", snap.incomplete.get(p, f"{p} timed out")) for p in hung]
+    svc = snap.service("hns")
+    if svc is not None and snap.services is not None:
+        evidence.append(Evidence(snap.services.source, f"hns: {svc.status} (the service is up; its API is not)"))
+    yield Fail(
+        summary=f"HNS queries ({', '.join(hung)}) got no answer within the agent's budget while the rest of the node "
+        "answered: the Host Network Service is hung (a possible HNS deadlock). Pods cannot get or lose network "
+        "endpoints until it recovers.",
+        evidence=tuple(evidence),
+        fix=(
+            FixStep("Confirm by hand: the query should return in seconds.", ("Measure-Command { Get-HnsNetwork }",)),
+            FixStep(
+                "Collect the HNS state and traces before anything restarts it (collectlogs.ps1 of microsoft/SDN).",
+                ("C:\\k\\debug\\collectlogs.ps1",),
+            ),
+            FixStep(
+                "Move the pods off the node, then restart the Host Network Service (or reboot the node).",
+                (
+                    f"kubectl drain {snap.node} --ignore-daemonsets --delete-emptydir-data",
+                    "Restart-Service hns",
+                    f"kubectl uncordon {snap.node}",
+                ),
+            ),
         ),
     )
 

@@ -42,7 +42,12 @@ def version_unsupported(snap: NodeSnapshot) -> Outcome:
             )
         )
     else:
-        steps.append(FixStep(f"No Kubernetes release supports {build_name(build.value)} for Windows nodes."))
+        steps.append(
+            FixStep(
+                f"No Kubernetes release supports {build_name(build.value)} for Windows nodes: move the workloads to a "
+                f"Windows Server LTSC host that a current release supports ({_current_hosts()}), with that release."
+            )
+        )
     if supported:
         ltsc = [b for b in sorted(supported) if b in WINDOWS_BUILDS and WINDOWS_BUILDS[b].ltsc]
         steps.append(
@@ -80,3 +85,8 @@ def supporting_releases(build: int) -> str:
         else:
             text.append(f"1.{first} to 1.{last}")
     return ", ".join(text)
+
+
+def _current_hosts() -> str:
+    builds = supported_builds(LATEST_MINOR) or frozenset()
+    return ", ".join(build_name(b) for b in sorted(builds) if b in WINDOWS_BUILDS and WINDOWS_BUILDS[b].ltsc)

@@ -86,7 +86,11 @@ def _runtime(snap: NodeSnapshot) -> str:
     runtime = str(snap.node_info().get("containerRuntimeVersion") or "")
     if runtime.startswith("docker://"):
         return "docker"
-    if snap.service("docker") is not None and snap.service("containerd") is None and snap.file("containerd-config.toml") is None:
+    if (
+        snap.service("docker") is not None
+        and snap.service("containerd") is None
+        and snap.file("containerd-config.toml") is None
+    ):
         return "docker"
     return "containerd"
 
@@ -96,7 +100,11 @@ def _use_pause_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
     if _runtime(snap) == "containerd":
         # With containerd the sandbox image is containerd's setting: kubelet's flag is ignored (and gone in 1.27).
         fact = snap.file("containerd-config.toml")
-        path = fact.path if fact is not None and fact.path.lower().endswith(".toml") and ":" in fact.path else CONTAINERD_CONFIG
+        path = (
+            fact.path
+            if fact is not None and fact.path.lower().endswith(".toml") and ":" in fact.path
+            else CONTAINERD_CONFIG
+        )
         steps.append(
             FixStep(
                 f'Set sandbox_image = "{RECOMMENDED_PAUSE}" (multi-arch: it matches every Windows host) under '
@@ -119,7 +127,9 @@ def _use_pause_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
     stuck = [key.split("/", 1) for key, _why in stuck_pods(snap)]
     if stuck:
         commands = tuple(f"kubectl delete pod -n {ns} {name}" for ns, name in stuck[:10])
-        steps.append(FixStep("Delete the stuck pods so that their sandboxes are created again with the new image.", commands))
+        steps.append(
+            FixStep("Delete the stuck pods so that their sandboxes are created again with the new image.", commands)
+        )
     else:
         where = (
             f"kubectl get pods -A -o wide --field-selector spec.nodeName={node_hostname(snap)}"
@@ -127,8 +137,11 @@ def _use_pause_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
             else "kubectl get pods -A -o wide | Select-String ContainerCreating"
         )
         steps.append(
-            FixStep("Find the pods stuck in ContainerCreating on this node and delete them so that their sandboxes "
-                    "are created again with the new image.", (where,))
+            FixStep(
+                "Find the pods stuck in ContainerCreating on this node and delete them so that their sandboxes "
+                "are created again with the new image.",
+                (where,),
+            )
         )
     return tuple(steps)
 

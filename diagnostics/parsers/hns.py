@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from diagnostics.facts import HnsEndpoint, HnsLoadBalancer, HnsNetwork, HnsPortMapping, HnsSubnet
+from diagnostics.facts import HnsEndpoint, HnsLoadBalancer, HnsNamespace, HnsNetwork, HnsPortMapping, HnsSubnet
 from diagnostics.parsers.powershell import (
     as_bool,
     as_int,
@@ -237,3 +237,33 @@ def _load_balancer(obj: dict[str, Any]) -> HnsLoadBalancer:
         dsr=dsr,
         applied=True if applied is None else as_bool(applied),
     )
+
+
+def parse_namespaces(text: str | bytes) -> tuple[HnsNamespace, ...]:
+    """HNS namespaces (``Get-HnsNamespace`` v1 or v2 JSON, or ``hnsdiag list namespaces -d``).
+
+    v1 lists endpoints under ``ResourceList[].Data.Id`` with ``CompartmentId``; v2 under
+    ``Resources[].Data.Id`` with ``NamespaceId`` (collectlogs.ps1 reads both the same way).
+    """
+    out = []
+    for obj in _objects(text, "namespaces", ("ID", "Id")):
+        endpoints = []
+        for resource in _dicts(get(obj, "ResourceList")) + _dicts(get(obj, "Resources")):
+            data = _nested(get(resource, "Data"))
+            if isinstance(data, dict) and get(data, "Id", "ID"):
+                endpoints.append(as_str(get(data, "Id", "ID")).lower())
+        out.append(
+            HnsNamespace(
+                id=as_str(get(obj, "ID", "Id")).lower(),
+                compartment=as_int(get(obj, "CompartmentId", "NamespaceId")),
+                endpoint_ids=tuple(endpoints),
+            )
+        )
+    return tuple(out)
+
+
+def parse_hnsdiag(text: str | bytes) -> str:
+    """``hnsdiag list all``: kept as text (evidence for people; the checks read the JSON probes)."""
+    if isinstance(text, bytes | bytearray):
+        return bytes(text).decode("utf-8", errors="replace")
+    return str(text)

@@ -40,14 +40,15 @@ def decode_output(data: bytes) -> str:
         text = raw[2:].decode("utf-16-be", errors="replace")
     elif raw.startswith(b"\xef\xbb\xbf"):
         text = raw[3:].decode("utf-8", errors="replace")
-    elif _looks_like_utf16le(raw):
+    elif looks_like_utf16le(raw):
         text = raw.decode("utf-16-le", errors="replace")
     else:
         text = raw.decode("utf-8", errors="replace")
     return normalize_newlines(text)
 
 
-def _looks_like_utf16le(raw: bytes) -> bool:
+def looks_like_utf16le(raw: bytes) -> bool:
+    """Whether BOM-less bytes are UTF-16 LE text (NULs at odd offsets, none at even ones)."""
     # ASCII text in UTF-16 LE has a NUL at every odd offset; real UTF-8 never has NULs.
     sample = raw[:400]
     if len(sample) < 4 or len(sample) % 2:

@@ -37,11 +37,10 @@ class TextFacts:
     hns_networks_empty: bool = False
     network_hint: str = ""  # "l2bridge" or "overlay"
     ipconfig: str = ""
+    probes: list[Probe] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(
-            self.nodes or self.server_version or self.node_info or self.hns_networks_empty or self.ipconfig
-        )
+        return bool(self.nodes or self.server_version or self.node_info or self.hns_networks_empty or self.ipconfig)
 
 
 _WINDOWS_CONTEXT = re.compile(
@@ -77,11 +76,24 @@ def read_text(text: str) -> TextFacts:
     hint = _HINT.search(text)
     if hint:
         word = hint.group(1).lower()
-        facts.network_hint = "overlay" if word in ("overlay", "vxlan", "vxlan0", "win-overlay", "flannel.4096") else "l2bridge"
+        facts.network_hint = (
+            "overlay" if word in ("overlay", "vxlan", "vxlan0", "win-overlay", "flannel.4096") else "l2bridge"
+        )
     start = text.find("Windows IP Configuration")
     if start >= 0:
         facts.ipconfig = text[start:]
+    vips = set(_CLUSTER_IP.findall(text))
+    facts.probes = [
+        Probe("service-vip", p.target, p.origin, p.ok, p.output, p.pod)
+        if p.kind == "curl" and p.target.split(":")[0] in vips
+        else p
+        for p in read_probes(text)
+    ]
     return facts
+
+
+# ``kubectl get svc``: NAME TYPE CLUSTER-IP ... -- the ClusterIPs a transcript may test
+_CLUSTER_IP = re.compile(r"^\S+\s+(?:\S+\s+)?(?:ClusterIP|NodePort|LoadBalancer)\s+(\d+\.\d+\.\d+\.\d+)\s", re.M)
 
 
 # -- kubectl get nodes -------------------------------------------------------------
@@ -284,22 +296,28 @@ def _node_events(text: str, windows_context: bool) -> dict[str, dict[str, str]]:
 _SERVER_GIT = re.compile(r"Server Version:\s*version\.Info\{[^}]*GitVersion:\"(v[\d.]+[^\"]*)\"")
 _SERVER_PLAIN = re.compile(r"^\W{0,3}Server Version:\s*(v\d+\.\d+\.\d+\S*)\s*$", re.MULTILINE)
 _KUBE_VERSION = re.compile(
-    r"(?:kubernetes version[^:\n]*:|kubelet version:|\]\s*version:|\b(?:aks|eks|gke|rke2?|k3s)\s+)\s*`?(v?1\.\d+\.\d+[\w.+-]*)",
+    r"(?:kubernetes version[^:\n]*:\s*(?:kubernetes\s+|k8s\s+)?|kubelet version:|\]\s*version:|"
+    r"\b(?:aks|eks|gke|rke2?|k3s)\s+)"
+    r"\s*`?(v?1\.\d+\.\d+[\w.+-]*)",
     re.IGNORECASE,
 )
 _KERNEL = re.compile(
-    r"(?:kernel[^:\n]{0,40}:|os build|build|windows server[^\n\d]{0,40}|\[version)\s*(10\.0\.\d{5}(?:\.\d+)?|\d{5}\.\d+)",
+    r"(?:kernel[^:\n]{0,40}:|os build|build|windows server[^\n\d]{0,40}|\[version)"
+    r"\s*(10\.0\.\d{5}(?:\.\d+)?|\d{5}\.\d+)",
     re.IGNORECASE,
 )
 _KERNEL_ALONE = re.compile(r"^\s*(10\.0\.\d{5})\s*$", re.MULTILINE)
-_OS_NAME = re.compile(r"windows server (2019|2022|2025)", re.IGNORECASE)
-_OS_BUILDS = {"2019": "10.0.17763", "2022": "10.0.20348", "2025": "10.0.26100"}
+_OS_NAME = re.compile(r"windows server (2016|2019|2022|2025)", re.IGNORECASE)
+_OS_BUILDS = {"2016": "10.0.14393", "2019": "10.0.17763", "2022": "10.0.20348", "2025": "10.0.26100"}
 _DOCKER = re.compile(
-    r"\bdocker(?:\s+(?:ee|ce|engine|enterprise))?(?:[- ]basic)?(?:\s+version)?[:\s]+v?(\d{2}\.\d{1,2}(?:\.\d+)?(?:-[\w.]+)?)\b",
+    r"\bdocker(?:\s+(?:ee|ce|engine|enterprise))?(?:[- ]basic)?(?:\s+version)?[:\s]+"
+    r"v?(\d{2}\.\d{1,2}(?:\.\d+)?(?:-[\w.]+)?)\b",
     re.IGNORECASE,
 )
 _RUNTIME_URL = re.compile(r"\b((?:docker|containerd)://v?[\d.]+[\w.+-]*)")
-_DOCKER_SERVER = re.compile(r"^Server:[^\n]*\n(?:[ \t]+[^\n]*\n){0,3}?[ \t]+Version:\s+(\d+\.\d+\.\d+\S*)", re.MULTILINE)
+_DOCKER_SERVER = re.compile(
+    r"^Server:[^\n]*\n(?:[ \t]+[^\n]*\n){0,3}?[ \t]+Version:\s+(\d+\.\d+\.\d+\S*)", re.MULTILINE
+)
 _DOCKER_INFO = re.compile(r"^\W{0,3}Server Version:\s*(\d+\.\d+\.\d+[\w.-]*)\s*$", re.MULTILINE)
 _CRICTL = re.compile(r"RuntimeName:\s*(\w+)\s*\n\s*RuntimeVersion:\s*v?(\S+)")
 _CONTAINERD_CLI = re.compile(r"^containerd\s+github\.com/containerd/containerd\S*\s+v?(\d+\.\d+\.\d+\S*)", re.MULTILINE)
@@ -344,3 +362,123 @@ _EMPTY_HNS = re.compile(r"^(PS [^\n>]*>)\s*Get-HnsNetwork\s*\n(?:\s*\n)*\s*PS [^
 _HINT = re.compile(
     r"\b(l2bridge|overlay|vxlan0|vxlan|host-gw|win-bridge|win-overlay|cbr0|flannel\.4096)\b", re.IGNORECASE
 )
+
+
+# -- terminal transcripts: ping, curl, Test-NetConnection ---------------------------------
+
+_PROMPT = re.compile(
+    r"^\W{0,3}(?:(?P<ps>PS (?P<cwd>[A-Za-z]:\\[^>\n]*)>)|(?P<cmd>[A-Za-z]:\\[^>\n]*>)|(?P<sh>[\w.@~:/-]*[$#]))"
+    r"\s*(?P<command>.*)$"
+)
+_EXEC = re.compile(
+    r"\bkubectl(?:\.exe)?\s+(?:[^\n]*\s)?exec\b[^\n]*?\s(?P<pod>[a-z0-9][\w.-]*)(?:\s+-c\s+\S+)?\s+--\s*(?P<rest>.*)$",
+    re.I,
+)
+_TOOL = re.compile(
+    r"^(?:ping(?:\.exe)?\s+(?!statistics)|(?:curl(?:\.exe)?|test-netconnection|tnc|invoke-webrequest|iwr|wget)\b)", re.I
+)
+_NAMESPACE = re.compile(r"\s(?:-n|--namespace)[= ](\S+)")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One connectivity test seen in a transcript: what ran, from where, against what, and whether it worked."""
+
+    kind: str  # ping, curl, nodeport
+    target: str
+    origin: str  # pod or node
+    ok: bool
+    output: str
+    pod: str = ""
+
+
+def read_probes(text: str) -> list[Probe]:
+    """Ping, curl and Test-NetConnection runs of a transcript with their outcome; unreadable runs are left out.
+
+    Origin: ``kubectl exec <pod> -- ...`` (or an interactive ``kubectl exec ... powershell`` session,
+    or a container's ``PS C:\\>`` prompt) is a pod; a prompt in a host folder (``PS C:\\k>``,
+    ``PS C:\\Users\\...>``) is the node.
+    """
+    probes: list[Probe] = []
+    lines = text.splitlines()
+    in_pod = ""
+    i = 0
+    while i < len(lines):
+        prompt = _PROMPT.match(lines[i])
+        command = (prompt.group("command") if prompt else lines[i]).strip().strip("`")
+        i += 1
+        if not command:
+            continue
+        origin, pod = "", ""
+        exec_match = _EXEC.search(command)
+        if exec_match:
+            namespace = _NAMESPACE.search(command[: exec_match.start("rest")])
+            pod = (namespace.group(1) + "/" if namespace else "") + exec_match.group("pod")
+            command = exec_match.group("rest").strip()
+            origin = "pod"
+            if re.match(r"^(?:powershell|pwsh|cmd)(?:\.exe)?\s*$", command, re.I):
+                in_pod = pod  # an interactive session: the next prompts are the pod's
+                continue
+        elif prompt and prompt.group("ps"):
+            cwd = prompt.group("cwd").rstrip("\\").lower()
+            if in_pod or cwd in ("c:", "c:\\"):
+                origin, pod = "pod", in_pod
+            else:
+                origin = "node"
+        if command.lower() in ("exit", "exit;"):
+            in_pod = ""
+            continue
+        if not _TOOL.match(command) or not origin:
+            continue
+        output: list[str] = []
+        while i < len(lines) and not _PROMPT.match(lines[i]) and not _TOOL.match(lines[i].strip()):
+            output.append(lines[i])
+            i += 1
+        probe = _probe(command, "\n".join(output), origin, pod)
+        if probe is not None:
+            probes.append(probe)
+    return probes
+
+
+def _probe(command: str, output: str, origin: str, pod: str) -> Probe | None:
+    words = command.split()
+    tool = words[0].lower().removesuffix(".exe")
+    args = [w for w in words[1:] if not w.startswith("-")]
+    port = re.search(r"-port\s+(\d+)", command, re.I)
+    target = next((a for a in args if not a.isdigit() or len(args) == 1), "")
+    target = re.sub(r"^https?://", "", target).split("/")[0] if target else ""
+    if not target:
+        return None
+    low = output.lower()
+    if tool == "ping":
+        if re.search(r"reply from \S+ bytes=|bytes from |received = [1-9]|[1-9]\d* received", low):
+            ok = True
+        elif re.search(
+            r"request timed out|unreachable|100% (?:packet )?loss|received = 0|\b0 received|could not find host", low
+        ):
+            ok = False
+        else:
+            return None
+        return Probe("ping", target, origin, ok, output.strip()[:400], pod)
+    if tool in ("test-netconnection", "tnc"):
+        tcp = re.search(r"tcptestsucceeded\s*:\s*(true|false)", low)
+        if port and (tcp or "tcp connect to" in low):
+            ok = bool(tcp and tcp.group(1) == "true")
+            number = int(port.group(1))
+            kind = "nodeport" if 30000 <= number <= 32767 else "curl"
+            return Probe(kind, f"{target}:{number}", origin, ok, output.strip()[:400], pod)
+        ping = re.search(r"pingsucceeded\s*:\s*(true|false)", low)
+        if ping:
+            return Probe("ping", target, origin, ping.group(1) == "true", output.strip()[:400], pod)
+        return None
+    # curl / Invoke-WebRequest / wget
+    if re.search(r"statuscode\s*:\s*\d|http/[\d.]+ \d{3}|<html|^\s*\{", low, re.M):
+        ok = True
+    elif re.search(
+        r"curl: \(\d+\)|unable to connect|timed out|could not resolve|failed to connect|connection refused", low
+    ):
+        ok = False
+    else:
+        return None
+    kind = "nodeport" if re.search(r":(3[0-2]\d{3})\b", target) else "curl"
+    return Probe(kind, target, origin, ok, output.strip()[:400], pod)

@@ -26,8 +26,10 @@ from diagnostics.facts import (
     Service,
 )
 from diagnostics.parsers.powershell import (
+    _is_underline,
     as_bool,
     as_int,
+    as_list,
     as_str,
     get,
     is_json,
@@ -151,10 +153,13 @@ _ADDRESS = re.compile(r"^([0-9A-Fa-f:.%]+?)(?:\((?:Preferred|Deprecated|Tentativ
 
 
 def parse_ipconfig(text: str | bytes) -> tuple[IpInterface, ...]:
-    """``ipconfig /all`` (also ``/allcompartments``), English, one ``IpInterface`` per adapter block."""
+    """One ``IpInterface`` per adapter: the agent's ``Get-NetIPConfiguration`` JSON (any display language),
+    or ``ipconfig /all`` (also ``/allcompartments``) text as people collect it, in English."""
     text = to_text(text)
     if not text.strip():
         return ()
+    if is_json(text):
+        return _ip_configuration(parse_json_values(text))
     interfaces: list[IpInterface] = []
     current: dict[str, Any] | None = None
     last_key = ""
@@ -181,6 +186,33 @@ def parse_ipconfig(text: str | bytes) -> tuple[IpInterface, ...]:
         interfaces.append(_interface(current))
     if not interfaces and not saw_header:
         raise ValueError("cannot read ipconfig output: no 'Windows IP Configuration' and no adapter blocks")
+    return tuple(interfaces)
+
+
+def _ip_configuration(objs: list[dict[str, Any]]) -> tuple[IpInterface, ...]:
+    """``Get-NetIPConfiguration -AllCompartments -Detailed`` as the probe projects it (addresses as strings)."""
+    interfaces = []
+    for obj in objs:
+        name = as_str(get(obj, "InterfaceAlias"))
+        if not name:
+            continue
+
+        def strings(key: str, obj: dict[str, Any] = obj) -> tuple[str, ...]:
+            return tuple(as_str(v) for v in as_list(get(obj, key)) if as_str(v))
+
+        interfaces.append(
+            IpInterface(
+                name=name,
+                description=as_str(get(obj, "InterfaceDescription")),
+                ipv4=strings("IPv4Address"),
+                ipv6=strings("IPv6Address"),
+                mac=as_str(get(obj, "MacAddress")),
+                gateways=strings("IPv4DefaultGateway"),
+                dns_servers=strings("DNSServer"),
+            )
+        )
+    if objs and not interfaces:
+        raise ValueError("cannot read the IP configuration: no object has an InterfaceAlias")
     return tuple(interfaces)
 
 
@@ -409,7 +441,9 @@ def parse_bitlocker(text: str | bytes) -> tuple[BitLocker, ...]:
 
 # -- ports -------------------------------------------------------------------
 
-_PROTOCOL_BLOCK = re.compile(r"^Protocol (\w+)", re.MULTILINE | re.IGNORECASE)
+# "Protocol tcp Port Exclusion Ranges", "Protokoll tcp Portausschlussbereiche", "Protocole tcp ...":
+# the only lines that name the protocol, whatever the language.
+_PROTOCOL_BLOCK = re.compile(r"^[^\d\n]*\b(tcp|udp)\b[^\d\n]*$", re.MULTILINE | re.IGNORECASE)
 
 
 def _protocol_block(text: str, protocol: str) -> str:
@@ -425,13 +459,34 @@ def _protocol_block(text: str, protocol: str) -> str:
 
 
 def parse_dynamic_port_range(text: str | bytes) -> PortRange:
-    """``netsh int ipv4 show dynamicport tcp`` -> the TCP dynamic (ephemeral) range."""
-    block = _protocol_block(to_text(text), "tcp")
-    start = re.search(r"Start Port\s*:\s*(\d+)", block)
-    count = re.search(r"Number of Ports\s*:\s*(\d+)", block)
-    if not start or not count:
-        raise ValueError("cannot read the dynamic port range: expected 'Start Port' and 'Number of Ports' lines")
-    return PortRange(int(start.group(1)), int(count.group(1)))
+    """The TCP dynamic (ephemeral) range: ``Get-NetTCPSetting`` JSON, or ``netsh int ipv4 show dynamicport tcp``."""
+    return _dynamic_range(text, "tcp")
+
+
+def parse_udp_dynamic_port_range(text: str | bytes) -> PortRange:
+    """The UDP dynamic range: ``Get-NetUDPSetting`` JSON, or ``netsh int ipv4 show dynamicport udp``."""
+    return _dynamic_range(text, "udp")
+
+
+_NUMBER_LINE = re.compile(r":\s*(\d+)\s*$")
+
+
+def _dynamic_range(text: str | bytes, protocol: str) -> PortRange:
+    text = to_text(text)
+    if is_json(text):
+        objs = [o for o in parse_json_values(text) if as_int(get(o, "DynamicPortRangeStartPort"))]
+        # Get-NetTCPSetting has one row per setting template; "Internet" is the one in force on servers.
+        objs.sort(key=lambda o: as_str(get(o, "SettingName")).lower() != "internet")
+        if not objs:
+            raise ValueError(f"cannot read the {protocol.upper()} dynamic port range: no DynamicPortRangeStartPort")
+        start = as_int(get(objs[0], "DynamicPortRangeStartPort")) or 0
+        return PortRange(start, as_int(get(objs[0], "DynamicPortRangeNumberOfPorts")) or 0)
+    # netsh text: two "label : number" lines, start then count; the labels are localized, the order is not.
+    block = _protocol_block(text, protocol)
+    numbers = [int(m.group(1)) for line in block.split("\n") if (m := _NUMBER_LINE.search(line))]
+    if len(numbers) < 2:
+        raise ValueError(f"cannot read the {protocol.upper()} dynamic port range: expected a start and a count")
+    return PortRange(numbers[0], numbers[1])
 
 
 _RANGE_ROW = re.compile(r"^\s*(\d+)\s+(\d+)(\s+\*)?\s*$")
@@ -439,12 +494,23 @@ _RANGE_ROW = re.compile(r"^\s*(\d+)\s+(\d+)(\s+\*)?\s*$")
 
 def parse_excluded_port_ranges(text: str | bytes) -> tuple[PortRange, ...]:
     """``netsh int ipv4 show excludedportrange protocol=tcp`` -> TCP ranges (``*`` = administered)."""
+    return _excluded_ranges(text, "tcp")
+
+
+def parse_udp_excluded_port_ranges(text: str | bytes) -> tuple[PortRange, ...]:
+    """``netsh int ipv4 show excludedportrange protocol=udp`` -> UDP ranges."""
+    return _excluded_ranges(text, "udp")
+
+
+def _excluded_ranges(text: str | bytes, protocol: str) -> tuple[PortRange, ...]:
+    # The table is read by position (rows of two numbers under a dashed rule), so localized
+    # headers ("Startport  Endport", "Port de début  Port de fin") read the same.
     text = to_text(text)
     if not text.strip():
         return ()
-    block = _protocol_block(text, "tcp")
-    if "Start Port" not in block and "End Port" not in block:
-        raise ValueError("cannot read excluded port ranges: expected a 'Start Port  End Port' table")
+    block = _protocol_block(text, protocol)
+    if not any(_is_underline(line) for line in block.split("\n")) and "Start Port" not in block:
+        raise ValueError("cannot read excluded port ranges: expected a table of start and end ports")
     ranges = []
     for line in block.split("\n"):
         m = _RANGE_ROW.match(line)

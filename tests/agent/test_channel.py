@@ -153,3 +153,111 @@ def test_parse_request_validates_without_a_connection() -> None:
 def test_the_channel_url_follows_the_dashboard_scheme() -> None:
     assert channel_url("https://doctor.example.com/") == "wss://doctor.example.com/ws/agent/"
     assert channel_url("http://127.0.0.1:8000") == "ws://127.0.0.1:8000/ws/agent/"
+
+
+def test_collect_now_requests_that_arrive_together_share_one_collection(channel, dashboard) -> None:
+    server, _agent = channel
+    for n in range(40):
+        server.request(f"c-{n}", "collect-now")
+    answers: dict[str, dict[str, Any]] = {}  # answers come in any order: gather them all
+    while len(answers) < 40:
+        msg = server.inbox.get(timeout=20)
+        if msg.get("type") in ("result", "error"):
+            answers[msg["id"]] = msg
+    results = list(answers.values())
+    assert all(r["type"] == "result" for r in results)
+    sequences = {r["data"]["sequence"] for r in results}
+    assert len(sequences) < 40  # 40 answers, fewer collections
+    assert len(dashboard.reports) == len(sequences)
+
+
+def test_requests_beyond_the_pool_are_refused_as_busy(channel, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.channel as channel_module
+
+    server, _agent = channel
+    release = threading.Event()
+
+    def slow(request: Any, agent: Any, progress: Any) -> dict[str, Any]:
+        release.wait(10)  # a request that takes its time, as a curl to a dead address does
+        return {"results": []}
+
+    monkeypatch.setattr(channel_module, "execute", slow)
+    total = channel_module.MAX_PENDING + 5
+    for n in range(total):
+        server.request(f"p-{n}", "ping-vs-curl", {"target": "10.0.0.1"})
+    refused = [server.answers(f"p-{n}")[-1] for n in range(channel_module.MAX_PENDING, total)]
+    assert all(a["type"] == "error" and "the agent is busy" in a["error"] for a in refused)
+    release.set()
+    finished: dict[str, str] = {}  # answers come in any order: gather them all
+    while len(finished) < channel_module.MAX_PENDING:
+        msg = server.inbox.get(timeout=10)
+        if msg.get("type") in ("result", "error"):
+            finished[msg["id"]] = msg["type"]
+    assert finished == {f"p-{n}": "result" for n in range(channel_module.MAX_PENDING)}
+
+
+class ConnectProxy:
+    """A real HTTP CONNECT proxy on 127.0.0.1 that records where it was asked to connect."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.targets: list[str] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += client.recv(4096)
+            target = head.split(b" ")[1].decode()
+            self.targets.append(target)
+            host, port = target.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: Any, dst: Any) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("bypass", [False, True])
+def test_the_channel_goes_through_https_proxy_unless_no_proxy_names_the_dashboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bypass: bool
+) -> None:
+    proxy, server = ConnectProxy(), AgentSocketServer()
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    if bypass:
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    cfg = AgentConfig(dashboard=server.url, token="s3cret", state_dir=str(tmp_path / "state"))
+    agent = Agent(cfg, ScenarioRunner(SCENARIOS / "healthy" / "scenario.json", tmp_path / "replay"))
+    stop = threading.Event()
+    ch = Channel(agent, cfg, stop)
+    thread = threading.Thread(target=ch.run, daemon=True)
+    thread.start()
+    try:
+        assert ch.connected.wait(10)
+        assert server.inbox.get(timeout=5)["type"] == "hello"
+        port = server.url.rsplit(":", 1)[1]
+        assert proxy.targets == ([] if bypass else [f"127.0.0.1:{port}"])
+    finally:
+        stop.set()
+        thread.join(5)
+        server.server.shutdown()
+        proxy.sock.close()

@@ -29,7 +29,13 @@ def test_every_scenario_gives_a_valid_report_with_every_probe_parsed(tmp_path: P
     report = parse_report(json.loads(json.dumps(collection.report)))
     assert report.sequence == 1
     assert set(report.probes) == {p.id for p in PROBES}
+    # The demo's nodes were recorded before the routes, MTU, UDP port and Hyper-V probes existed:
+    # those say so; every probe they recorded is read.
+    recorded = json.loads((SCENARIOS / name / "scenario.json").read_text())["probes"]
     for probe_id, entry in collection.report["probes"].items():
+        if probe_id not in recorded:
+            assert "is not recorded" in entry["error"], probe_id
+            continue
         assert entry["error"] is None, probe_id
         assert "parse_error" not in entry, (probe_id, entry.get("parse_error"))
     assert {"kubelet", "kube-proxy", "flanneld", "containerd"} <= set(report.logs)

@@ -73,3 +73,24 @@ def test_it_reads_utf16_logs_two_bytes_at_a_time(tmp_path: Path) -> None:
 
 def test_a_missing_log_gives_nothing(tmp_path: Path) -> None:
     assert _tail(tmp_path / "absent.log", None) is None
+
+
+def test_a_utf16_log_without_a_byte_order_mark_is_read_as_utf16(tmp_path: Path) -> None:
+    log = tmp_path / "kube-proxy.log"
+    lines = "I1204 10:00:00.000000    4242 server_others.go:123] Using winkernel proxier.\r\n"
+    log.write_bytes((lines * 3).encode("utf-16-le"))  # Out-File copies can lose the BOM
+    chunk = read_tail(str(log), str(log), None, max_bytes=1 << 20, initial_bytes=1 << 20)
+    assert chunk is not None
+    assert chunk.text == lines.replace("\r\n", "\n") * 3
+    assert "\x00" not in chunk.text and chunk.state["encoding"] == "utf-16-le"
+    with log.open("ab") as fh:
+        fh.write("E1204 10:00:01.000000    4242 proxier.go:1] Policy creation failed\r\n".encode("utf-16-le"))
+    later = read_tail(str(log), str(log), chunk.state, max_bytes=1 << 20, initial_bytes=1 << 20)
+    assert later is not None and later.text == "E1204 10:00:01.000000    4242 proxier.go:1] Policy creation failed\n"
+
+
+def test_nul_bytes_in_a_utf8_log_never_reach_the_text(tmp_path: Path) -> None:
+    log = tmp_path / "kubelet.log"
+    log.write_bytes(b"I1204 kubelet started\n\x00\x00\x00I1204 after a crash\n")  # a file pre-allocated by a crash
+    chunk = read_tail(str(log), str(log), None, max_bytes=1 << 20, initial_bytes=1 << 20)
+    assert chunk is not None and chunk.text == "I1204 kubelet started\nI1204 after a crash\n"

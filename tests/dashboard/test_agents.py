@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -78,6 +79,34 @@ async def test_a_request_to_an_offline_agent_says_it_was_not_sent() -> None:
 
 
 @pytest.mark.asyncio
+async def test_one_request_of_a_kind_is_in_flight_per_node() -> None:
+    node, token = await database_sync_to_async(enroll)("prod-eu", "win-d")
+    socket = agent_socket(token)
+    assert (await socket.connect())[0]
+    node = await database_sync_to_async(Node.objects.select_related("cluster").get)(pk=node.pk)
+    send = database_sync_to_async(agents.send_request)
+    first = await send(node, "collect-now", {})
+    again = [await send(node, "collect-now", {}) for _ in range(20)]
+    assert {r["id"] for r in again} == {first["id"]}  # twenty clicks, one request to the agent
+    assert json.loads(await socket.receive_from(timeout=5))["id"] == first["id"]
+    assert await socket.receive_nothing(timeout=0.2)
+    ping = await send(node, "ping-vs-curl", {"target": "10.0.0.1"})  # another kind goes out
+    assert json.loads(await socket.receive_from(timeout=5))["id"] == ping["id"]
+    with pytest.raises(RequestError, match="already running on this node"):
+        await send(node, "ping-vs-curl", {"target": "10.0.0.2"})
+
+    await socket.send_to(text_data=json.dumps({"type": "result", "id": first["id"], "ok": True, "data": {}}))
+    for _ in range(50):  # the consumer records the answer asynchronously
+        record = await database_sync_to_async(agents.request_record)(node.pk, first["id"])
+        if record is not None and record["state"] == "done":
+            break
+        await asyncio.sleep(0.05)
+    after = await send(node, "collect-now", {})
+    assert after["id"] != first["id"]  # once answered, a new request goes out
+    await socket.disconnect()
+
+
+@pytest.mark.asyncio
 async def test_only_named_requests_with_valid_arguments_are_sent() -> None:
     node, _token = await database_sync_to_async(enroll)("prod-eu", "win-c")
     node = await database_sync_to_async(Node.objects.select_related("cluster").get)(pk=node.pk)
@@ -97,3 +126,27 @@ def test_the_node_page_sends_a_test_and_refuses_bad_arguments(client: Any, opera
     assert response.status_code == 204
     page = client.get("/clusters/prod-eu/nodes/win-d/").content.decode()
     assert "NodePort from the node" in page and "not connected" in page
+
+
+@pytest.mark.asyncio
+async def test_revoking_a_token_closes_its_agents_connection_at_once() -> None:
+    node, token = await database_sync_to_async(enroll)("prod-eu", "win-r")
+    socket = agent_socket(token)
+    assert (await socket.connect())[0]
+    assert await database_sync_to_async(agents.is_online)(node.pk)
+    from django.core.management import call_command
+
+    await database_sync_to_async(call_command)("revoke_token", "prod-eu", "win-r")
+    closed = await socket.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": agents.CLOSE_REVOKED}
+    assert not await database_sync_to_async(agents.is_online)(node.pk)  # the pages stop saying "connected"
+
+    def page_says() -> str:
+        from dashboard.nodepage import node_context
+
+        fresh = Node.objects.select_related("cluster").get(pk=node.pk)
+        return str(node_context(fresh, None)["agent"]["text"])
+
+    assert await database_sync_to_async(page_says)() == "reports refused: every token revoked"
+    connected, code = await agent_socket(token).connect()
+    assert not connected and code == agents.CLOSE_BAD_TOKEN

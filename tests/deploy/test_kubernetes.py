@@ -212,22 +212,28 @@ def test_production_runs_two_watchers_that_may_take_a_lease_in_their_namespace()
     watcher = by_kind(objects, "Deployment")["node-doctor-watcher"]
     assert watcher["spec"]["replicas"] == 2
     account = watcher["spec"]["template"]["spec"]["serviceAccountName"]
-    role = by_kind(objects, "Role")["node-doctor-watcher-leader-election"]
+    role = by_kind(objects, "Role")["node-doctor-watcher-lease"]
     assert role["metadata"]["namespace"] == DASHBOARD_NS
     assert role["rules"] == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
     ]
-    binding = by_kind(objects, "RoleBinding")["node-doctor-watcher-leader-election"]
+    settings = next(
+        c for c in by_kind(objects, "ConfigMap").values() if c["metadata"]["name"].startswith("node-doctor-settings")
+    )
+    assert settings["data"]["WND_WATCHER_LEASE"].split("/")[0] == DASHBOARD_NS  # the election is on
+    binding = by_kind(objects, "RoleBinding")["node-doctor-watcher-lease"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": DASHBOARD_NS}]
 
 
 def test_the_dashboard_may_review_tokens_and_read_pods_and_nothing_more_for_enrollment() -> None:
     objects = rendered("production")
-    role = by_kind(objects, "ClusterRole")["node-doctor-dashboard-enrollment"]
+    role = by_kind(objects, "ClusterRole")["node-doctor-dashboard-read"]
     granted = {
         (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
     }
-    assert granted == {("authentication.k8s.io", "tokenreviews", "create"), ("", "pods", "get")}
+    assert {("authentication.k8s.io", "tokenreviews", "create"), ("", "pods", "get")} <= granted
+    assert {v for _g, _r, v in granted} == {"get", "list", "watch", "create"}
+    assert [(g, r) for g, r, v in granted if v == "create"] == [("authentication.k8s.io", "tokenreviews")]
 
 
 def test_the_agent_has_a_projected_token_for_the_dashboard_and_no_api_permission() -> None:
@@ -241,7 +247,7 @@ def test_the_agent_has_a_projected_token_for_the_dashboard_and_no_api_permission
     settings = next(
         c for c in by_kind(objects, "ConfigMap").values() if c["metadata"]["name"].startswith("node-doctor-settings")
     )
-    assert token["audience"] == settings["data"]["WND_AGENT_TOKEN_AUDIENCE"]
+    assert token["audience"] == settings["data"]["WND_AGENT_AUDIENCE"]
     assert settings["data"]["WND_AGENT_SERVICE_ACCOUNT"] == f"{AGENT_NS}/{account}"
     for kind in ("RoleBinding", "ClusterRoleBinding"):
         for binding in by_kind(objects, kind).values():

@@ -154,9 +154,8 @@ class TestMarkdown:
         assert "<details><summary>Evidence</summary>" in out
         assert "`win-node-02-20240611T093015Z/logs/flanneld.log:3`" in out
         assert (
-            "1. Set NODE_NAME to this node's name.\n2. Restart flanneld:\n\n   ```powershell\n   Restart-Service flanneld\n"
-            "   ```"
-            in out
+            "1. Set NODE_NAME to this node's name.\n2. Restart flanneld:\n\n"
+            "   ```powershell\n   Restart-Service flanneld\n   ```" in out
         )
 
     def test_hostile_text_cannot_break_out_of_its_block(self, checks: dict[str, CheckSpec]) -> None:

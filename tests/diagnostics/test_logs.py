@@ -283,3 +283,65 @@ class TestIncrementalScan:
         text, matches = logs.append_to_tail(text, matches, "more\n", limit=len(line) + 13, kind="kubelet")
 
         assert text.startswith("noise\n" + line[:10]) and [m[1] for m in matches] == [2]
+
+
+class TestRealWorldLines:
+    """Lines as people paste them: inside event-log tables, after prompts, wrapped, alone."""
+
+    def found(self, text: str, kind: str | None = None) -> list[tuple[str, int]]:
+        return checks(scan_text(text, source="pasted.txt", kind=kind))
+
+    def test_a_klog_fatal_line_after_an_event_log_table_prefix_is_a_dead_component(self) -> None:
+        line = "  173410 May 09 18:41  Information kube-proxy  0 F0509 18:41:13.804062  3176 server.go:477] bye\n"
+        assert self.found(line) == [("node.components-not-running", 1)]
+
+    def test_panics_exits_and_crash_loops_are_dead_components_but_errors_are_not(self) -> None:
+        text = (
+            "E0307 18:34:36.028964    4216 server.go:749] kubelet needs to run as uid `0`\n"
+            "panic: runtime error: invalid memory address or nil pointer dereference\n"
+            "C:\\ProgramData\\Kubernetes\\flanneld.exe exited unexpectedly 1\n"
+            "kube-system   kube-proxy-windows-bzcf8   0/1   CrashLoopBackOff   5 (95s ago)   5m15s\n"
+            "kube-system   kube-proxy-tm6fk           0/1   CrashLoopBackOff   2             6h15m\n"
+        )
+        assert self.found(text) == [("node.components-not-running", n) for n in (2, 3, 4)]
+
+    def test_the_os_mismatch_is_the_pause_images_only_on_a_sandbox_even_a_wrapped_one(self) -> None:
+        sandbox = (
+            '"CreatePodSandbox" for "web-1_default" with CreatePodSandboxError: failed to start sandbox:\n'
+            "failure in a Windows system call:\n"
+            "The operating system of the container does not match the operating system of the host. (0xc0370101)\n"
+        )
+        app = (
+            "Error: failed to start container: The container operating system does not match the host operating system."
+        )
+
+        assert {c for c, _ in self.found(sandbox)} == {"pause.image-incompatible", "image.os-version-mismatch"}
+        assert {c for c, _ in self.found(app)} == {"image.os-version-mismatch"}
+
+    def test_a_sandbox_error_without_an_os_signal_is_neither_image_check(self) -> None:
+        text = (
+            "Warning FailedCreatePodSandBox pod/web Failed to create pod sandbox: rpc error: failed to start sandbox "
+            'container for pod "web": hcsshim::PrepareLayer - failed failed in Win32: The device is not ready. (0x15)\n'
+        )
+        assert self.found(text) == []
+
+    def test_kube_proxy_hns_errors_are_recognised_in_a_paste(self) -> None:
+        text = (
+            'E1222 10:21:07.484910 5948 proxier.go:1202] "Policy creation failed" err="hcnCreateLoadBalancer failed"\n'
+            "E0518 14:24:32.251322    2656 proxier.go:649] Network cbr0 not found\n"
+        )
+        assert self.found(text) == [("hns.lb-policy-missing", 1), ("hns.network-missing", 2)]
+
+    def test_a_placeholder_in_quoted_outboundnat_exceptions_is_an_exceptionlist_problem(self) -> None:
+        text = 'Settings={"Policies":[{"Type":"OutBoundNAT","Settings":{"Exceptions":["<ServiceCIDR>"]}}]}\n'
+        good = 'Request={"Policies":[{"Type":"OutBoundNAT","Settings":{"Exceptions":["10.96.0.0/12"]}}]}\n'
+        assert self.found(text) == [("cni.exceptionlist", 1)]
+        assert self.found(good) == []
+
+    def test_a_kubelet_log_quoting_waiting_for_the_network_is_still_a_kubelet_log(self) -> None:
+        head = (
+            "Log file created at: 2020/03/07 18:34:35\n"
+            "E0307 18:34:38.928696    4216 kubelet.go:1844] skipping pod synchronization\n"
+            "I0307 18:34:39.000000    4216 cni.go:257] Waiting for the Network to be created\n"
+        )
+        assert detect_kind("pasted.txt", head) == "kubelet"

@@ -17,6 +17,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import tempfile
@@ -39,6 +41,7 @@ from dashboard.embedded import (
     worker_command,
 )
 
+DIAGNOSED_RE = re.compile(r'data-diagnosed="(\d+)"')
 KUBELET_LINE = 'I1124 10:15:32.123456    4242 kubelet.go:2337] "SyncLoop (housekeeping)" marker="{marker}"\r\n'
 
 
@@ -322,3 +325,43 @@ def settled(node: Any) -> bool:
     from dashboard.models import Report
 
     return not Report.objects.filter(node=node, diagnosed_at__isnull=True).exists()
+
+
+class LiveWatcher:
+    """A browser on a node page: reconnects after its socket closes with the delays of
+    ``static/js/app.js`` (2-4 s at most) and notes when each diagnosed report first shows up."""
+
+    def __init__(self, url: str, path: str, cookie: str) -> None:
+        self.url, self.path, self.cookie = url, path, cookie
+        self.seen: list[tuple[float, int]] = []  # (monotonic time, last diagnosed report id shown)
+        self.reconnects = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        from websockets.sync.client import connect
+
+        ws_url = self.url.replace("http", "ws") + self.path
+        retries = 0
+        while not self.stop.is_set():
+            try:
+                with connect(ws_url, additional_headers={"Cookie": self.cookie, "Origin": self.url}) as ws:
+                    retries = 0
+                    while not self.stop.is_set():
+                        try:
+                            frame = ws.recv(timeout=0.5)
+                        except TimeoutError:
+                            continue
+                        for match in DIAGNOSED_RE.findall(str(frame)):
+                            self.seen.append((time.monotonic(), int(match)))
+            except Exception:
+                pass
+            if not self.stop.is_set():
+                self.reconnects += 1
+                time.sleep(min(4.0, 0.25 * 2**retries) * (0.5 + random.random() / 2))
+                retries += 1
+
+    def first_showing(self, report_id: int, after: float) -> float | None:
+        times = [t for t, shown in self.seen if shown >= report_id and t >= after]
+        return min(times) if times else None

@@ -6,12 +6,23 @@ node's log tail exactly once) and none is owed. Longer runs: ``bench/bench_fault
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dashboard.models import Report, enroll
-from tests.faults.harness import FaultAgent, FaultStack, count, hns_endpoints, settled, wait_until
+from tests.faults.harness import (
+    FaultAgent,
+    FaultStack,
+    LiveWatcher,
+    count,
+    hns_endpoints,
+    settled,
+    wait_until,
+)
+from tests.integration.live import session_cookie
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +78,28 @@ def test_a_worker_killed_in_the_middle_of_diagnoses_leaves_nothing_stuck_lost_or
     counts = count(node, [agent])
     assert (counts.sent, counts.stored, counts.diagnosed) == (12, 12, 12)
     assert (counts.lost, counts.log_lines_missing, counts.log_lines_duplicated) == (0, 0, 0)
+
+
+def test_a_node_page_shows_new_diagnoses_again_after_redis_restarts_empty(
+    faults: FaultStack, tmp_path: Path, django_user_model: Any
+) -> None:
+    node, agent = agent_for(faults, tmp_path)
+    agent.queue_report()
+    agent.deliver(30)
+    wait_until(lambda: settled(node), 60, "the first report to be diagnosed")
+    cookie = session_cookie(django_user_model.objects.create_user("watcher"))
+    watcher = LiveWatcher(faults.url, f"/ws/clusters/faults/nodes/{node.name}/", cookie)
+    try:
+        wait_until(lambda: bool(watcher.seen), 30, "the page's first frame")
+        faults.kill("redis")
+        faults.start_redis()  # empty: the live sequence numbers start again, in a new epoch
+        restarted = time.monotonic()
+        agent.queue_report()
+        agent.deliver(30)
+        newest = Report.objects.filter(node=node).order_by("-pk").values_list("pk", flat=True).first()
+        assert newest is not None
+        wait_until(
+            lambda: watcher.first_showing(newest, restarted) is not None, 60, "a frame showing the new diagnosis"
+        )
+    finally:
+        watcher.stop.set()

@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from dashboard.models import AgentToken
+from dashboard import agents
+from dashboard.models import AgentToken, Node
 
 
 class Command(BaseCommand):
@@ -24,7 +25,11 @@ class Command(BaseCommand):
         )
         if options["hint"]:
             tokens = tokens.filter(hint__startswith=options["hint"])
+        revoked = {pk: node_id for pk, node_id in tokens.values_list("pk", "node_id")}
         count = tokens.update(revoked_at=timezone.now())
+        for node in Node.objects.select_related("cluster").filter(pk__in=set(revoked.values())):
+            # Their open connections close now, and the pages say "reports refused" now.
+            agents.tokens_revoked(node, [pk for pk, node_id in revoked.items() if node_id == node.pk])
         if not count:
             raise CommandError(f"no active token for {options['cluster']}/{options['node']}", returncode=2)
         self.stdout.write(f"revoked {count} token(s)")

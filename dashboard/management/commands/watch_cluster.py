@@ -2,6 +2,8 @@
 
 One process watches all clusters (``WND_CLUSTERS`` / ``WND_CLUSTERS_FILE``), or,
 with ``--simulated``, the demo's recorded clusters. Stops on Ctrl-C or SIGTERM.
+With ``WND_WATCHER_LEASE`` several replicas run and the holder of the Lease watches
+(``dashboard.cluster.leader``); one that loses the Lease exits with status 3.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard import heartbeat
+from dashboard.cluster import leader
 from dashboard.cluster.config import ConfigError, configured
 from dashboard.cluster.simulated import SimulatedSource, recorded_clusters
 from dashboard.cluster.source import ClusterSource
@@ -40,13 +43,29 @@ class Command(BaseCommand):
         watcher = Watcher(syncs)
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-        watcher.start()
         names = ", ".join(f"{s.source.cluster} ({s.source.description})" for s in syncs)
-        self.stdout.write(f"Watching {names}.")
+        election = None if options["simulated"] else self.election()
+        leading, lost = threading.Event(), threading.Event()
+        if election is None:
+            watcher.start()
+            leading.set()
+            self.stdout.write(f"Watching {names}.")
+        else:
+            source = syncs[0].source
+
+            def lead() -> None:
+                watcher.start()
+                leading.set()
+                self.stdout.write(f"Leading (Lease {election.namespace}/{election.name}): watching {names}.")
+                self.stdout.flush()
+
+            leader.campaign(source, election, lead, lost.set)
+            self.stdout.write(f"Waiting for the Lease {election.namespace}/{election.name} ({leader.identity()}).")
+            self.stdout.flush()
         tick = options["tick"]
         next_tick = time.monotonic() + tick
         try:
-            while not stopping.is_set() and watcher.alive():
+            while not stopping.is_set() and not lost.is_set() and (watcher.alive() or not leading.is_set()):
                 stopping.wait(0.2)
                 heartbeat.beat("watcher")  # the liveness probe: python -m dashboard.heartbeat watcher
                 if tick and time.monotonic() >= next_tick:
@@ -58,7 +77,18 @@ class Command(BaseCommand):
             pass
         finally:
             watcher.close(timeout=2.0)  # each cluster stops within about a second: streams are cut
+        if lost.is_set() and not stopping.is_set():
+            # Another replica may be watching already: exit, to start again as a follower.
+            raise CommandError("lost the Lease; stopped watching", returncode=3)
         self.stdout.write("Stopped watching.")
+
+    def election(self) -> leader.Election | None:
+        from django.conf import settings
+
+        try:
+            return leader.Election.parse(settings.WND_WATCHER_LEASE, settings.WND_WATCHER_LEASE_SECONDS)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
 
     def syncs(self, simulated: bool, only: set[str]) -> list[ClusterSync]:
         sources: list[ClusterSource] = []

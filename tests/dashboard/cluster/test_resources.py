@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dashboard.cluster.resources import RESOURCES, VERBS, is_windows_node, pod_asks_for_windows
+from dashboard.cluster.resources import ENROLLMENT, RESOURCES, VERBS, is_windows_node, pod_asks_for_windows
 
 from .conftest import api_list
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 MANIFESTS = ROOT / "deploy" / "kubernetes" / "base" / "dashboard"
 
 
-def test_the_cluster_role_grants_exactly_the_kinds_and_verbs_the_source_uses() -> None:
+def test_the_cluster_role_grants_exactly_what_the_source_and_enrollment_use() -> None:
     docs = list(yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()))
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     granted = {
@@ -25,8 +25,10 @@ def test_the_cluster_role_grants_exactly_the_kinds_and_verbs_the_source_uses() -
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    used = {(r.group, r.plural, verb) for r in RESOURCES for verb in VERBS}
+    used = {(r.group, r.plural, verb) for r in RESOURCES for verb in VERBS} | set(ENROLLMENT)
     assert granted == used
+    writes = {(g, r, v) for g, r, v in granted if v not in VERBS}
+    assert writes == {("authentication.k8s.io", "tokenreviews", "create")}  # reviewing a token changes nothing
     assert all(not rule.get("resourceNames") and not rule.get("nonResourceURLs") for rule in role["rules"])
 
 

@@ -24,7 +24,10 @@ class TestNetworkMissing:
         assert "no HNS network named 'cbr0'" in finding.summary
         assert "--network-name" in finding.summary
         assert finding.evidence[0].excerpt == "Get-HnsNetwork: nat (nat)"
-        assert finding.steps[0].commands == ('Get-HnsNetwork | ? Name -ieq "cbr0"', 'Get-NetAdapter | ? Name -Like "vEthernet (*"')
+        assert finding.steps[0].commands == (
+            'Get-HnsNetwork | ? Name -ieq "cbr0"',
+            'Get-NetAdapter | ? Name -Like "vEthernet (*"',
+        )
 
     def test_it_expects_vxlan0_for_a_flannel_vxlan_node_without_an_explicit_name(self) -> None:
         base = make_snapshot()

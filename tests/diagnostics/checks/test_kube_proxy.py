@@ -45,7 +45,9 @@ class TestHostnameOverrideMissing:
 
         [finding] = failures(snap, CHECK)
 
-        assert finding.steps[0].commands[0] == f'sc.exe config kube-proxy binPath= "{line} --hostname-override=win-node-1"'
+        assert (
+            finding.steps[0].commands[0] == f'sc.exe config kube-proxy binPath= "{line} --hostname-override=win-node-1"'
+        )
 
     def test_it_reads_a_plain_process_command_line(self) -> None:
         line = r"C:\k\kube-proxy.exe --v=4 --proxy-mode=kernelspace --kubeconfig=c:\k\config"

@@ -177,7 +177,10 @@ class TestConfigDrift:
         [finding] = failures(snap, "node.config-drift")
 
         assert finding.subject == "pause_image"
-        assert "pause (sandbox) image is registry.k8s.io/pause:3.9, but the other 2 Windows nodes all have registry.k8s.io/pause:3.10" in finding.summary
+        assert (
+            "pause (sandbox) image is registry.k8s.io/pause:3.9, "
+            "but the other 2 Windows nodes all have registry.k8s.io/pause:3.10" in finding.summary
+        )
 
     def test_it_gives_the_facts_peers_are_compared_on(self) -> None:
         facts = peer_facts(make_snapshot())
