@@ -162,22 +162,26 @@ hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(
 # One pod change on a Windows node.
 api = KubeApi(None, info)
 pod = api.get("Pod", "app-000007", "team-07")
-pod["status"]["containerStatuses"][0]["restartCount"] = 9
+pod["status"]["containerStatuses"][0]["restartCount"] += 1  # a change on every run (the server may be reused)
 done.clear()
 t0 = time.perf_counter()
 api.patch_status("Pod", "app-000007", "team-07", pod["status"])
-while True:
-    done.wait(30)
+deadline = time.monotonic() + 120
+while not any(("team-07", "app-000007") in a.pods for t, a in flushes[1:]):
+    if time.monotonic() > deadline:
+        sys.exit("the pod change was not seen within 120 s")
+    done.wait(1)
     done.clear()
-    if any(("team-07", "app-000007") in a.pods for t, a in flushes[1:]):
-        break
 change = next(t for t, a in flushes[1:] if ("team-07", "app-000007") in a.pods) - t0
 sync.stop.set()
 thread.join(5)
 hwm = max(hwm, next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024)
+import resource
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"sync": synced, "state": state.state, "version": state.server_version, "pods_kept": stored,
                   "windows_nodes": len(sync.store.windows_nodes), "peak_mb": hwm, "change": change,
-                  "startup": ready - started}))
+                  "startup": ready - started, "cpu": usage.ru_utime + usage.ru_stime,
+                  "load": os.getloadavg()[0]}))
 """
 
 
@@ -219,6 +223,7 @@ def main() -> None:
         print(f"watcher: {result['windows_nodes']} Windows nodes, {result['pods_kept']} pods kept, "
               f"state {result['state']}, server {result['version']}")  # fmt: skip
         print(f"initial sync: {result['sync']:.1f} s from the watcher's start to every Windows node diagnosed"
+              f" ({result['cpu']:.0f} s of CPU in the watcher, load average {result['load']:.1f})"
               "   target <= 15 s")  # fmt: skip
         print(f"memory: the watcher process peaked at {result['peak_mb']:.0f} MB RSS   target <= 400 MB")
         print(f"one pod change on a Windows node: findings re-checked {result['change'] * 1000:.0f} ms after "

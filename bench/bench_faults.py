@@ -153,6 +153,10 @@ def scenario_redis(args: argparse.Namespace, stack: Any, workdir: Path) -> None:
     drain(agents, 60)
     took = settle(nodes, args.settle)
     shown = watcher.first_showing(first_after, back_at) if first_after else None
+    diagnosed_at = (
+        Report.objects.filter(pk=first_after).values_list("diagnosed_at", flat=True).first() if first_after else None
+    )
+    diagnosed_in = (diagnosed_at - _wall(back_at)).total_seconds() if diagnosed_at else None
     watcher.stop.set()
     report(
         f"Redis killed for {back_at - killed_at:.0f} s ({'with' if args.appendonly else 'without'} its append-only "
@@ -164,7 +168,8 @@ def scenario_redis(args: argparse.Namespace, stack: Any, workdir: Path) -> None:
     print(
         "   live stream back: "
         + (f"{shown - back_at:.1f} s after Redis restarted" if shown else "no frame of a new diagnosis seen")
-        + f" (browser reconnects: {watcher.reconnects}); process restarts: {stack.restarts or 'none'}"
+        + f" (its report diagnosed {diagnosed_in if diagnosed_in is None else round(diagnosed_in, 1)} s after;"
+        + f" browser reconnects: {watcher.reconnects}); process restarts: {stack.restarts or 'none'}"
     )
 
 

@@ -18,6 +18,7 @@ build that asked for them takes them (``take_bundle_logs``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -39,6 +40,17 @@ CLOSE_BAD_TOKEN = 4401
 CLOSE_REVOKED = 4403  # the token was revoked, or the node left the cluster, while the agent was connected
 HISTORY = 10
 TTL = 3600
+# Presence: the key says "connected" for PRESENCE_TTL seconds and the connection's consumer renews
+# it every HEARTBEAT seconds, so a web process that dies (no disconnect runs) leaves no node
+# "connected" for more than PRESENCE_TTL.
+PRESENCE_TTL = 90
+HEARTBEAT = 30
+# What an agent's answers may add to a request's record (it is rewritten on every answer).
+MAX_MESSAGES = 50
+MAX_MESSAGE_CHARS = 500
+MAX_RESULTS = 20
+MAX_DATA_CHARS = 64 * 1024
+MAX_RECORD_CHARS = 256 * 1024
 # Fresh logs of a collect-bundle-logs answer wait this long for the bundle build that asked for them.
 BUNDLE_LOGS_TTL = 300
 BUNDLE_LOGS_MAX_KINDS = 32
@@ -81,7 +93,7 @@ def tokens_revoked(node: Node, token_ids: list[int]) -> None:
     """Tokens of ``node`` were revoked: close their connections, and have the node and fleet pages say so now."""
     cut_off([token_group(pk) for pk in token_ids], "token revoked")
     try:
-        live.node_changed(node.pk, node.group, findings_changed=False)
+        live.nodes_changed([node])
     except Exception:  # Redis down: the pages show it at their next refresh
         log.warning("could not tell the pages that %s's tokens were revoked", node, exc_info=True)
 
@@ -171,7 +183,7 @@ def send_request(node: Node, name: str, args: dict[str, Any], user: str = "") ->
     if name not in REQUESTS:
         raise RequestError(f"unknown request {name!r}")
     clean = validate_args(name, args)
-    record = {
+    record: dict[str, Any] = {
         "id": f"r-{secrets.token_hex(6)}",
         "name": name,
         "label": LABELS[name],
@@ -215,7 +227,7 @@ def record_answer(node_id: int, group: str, message: dict[str, Any]) -> None:
     kind = message.get("type")
     if kind == "progress":
         record["state"] = "running"
-        record["messages"].append(str(message.get("message", ""))[:500])
+        record["messages"] = [*record["messages"], str(message.get("message", ""))[:MAX_MESSAGE_CHARS]][-MAX_MESSAGES:]
     elif kind == "result":
         data = message.get("data")
         data = data if isinstance(data, dict) else {}
@@ -224,12 +236,14 @@ def record_answer(node_id: int, group: str, message: dict[str, Any]) -> None:
             _keep_bundle_logs(node_id, record["id"], data.get("logs"))
         results = message.get("results")
         record["state"] = "done"
-        record["results"] = [r for r in results if isinstance(r, dict)][:20] if isinstance(results, list) else []
-        record["data"] = {k: v for k, v in data.items() if k != "logs"}
+        record["results"] = (
+            [r for r in results if isinstance(r, dict)][:MAX_RESULTS] if isinstance(results, list) else []
+        )
+        record["data"] = _bounded_data({k: v for k, v in data.items() if k != "logs"})
     elif kind == "error":
         record["state"] = "error"
-        record["error"] = str(message.get("error", "the agent refused the request"))[:500]
-    _save(node_id, record)
+        record["error"] = str(message.get("error", "the agent refused the request"))[:MAX_MESSAGE_CHARS]
+    _save(node_id, _bounded(record))
     if record["state"] in ("done", "error"):
         client = live.redis_client()
         key = _in_flight_key(node_id, record["name"])
@@ -239,10 +253,43 @@ def record_answer(node_id: int, group: str, message: dict[str, Any]) -> None:
     live.publish_many([(group, {"type": "node.requests_changed", "node_id": node_id})])
 
 
+def _bounded_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The result's extra data, or a note saying it was too large to keep."""
+    size = len(json.dumps(data, default=str))
+    return data if size <= MAX_DATA_CHARS else {"omitted": f"{size} characters of data: more than the record keeps"}
+
+
+def _bounded(record: dict[str, Any]) -> dict[str, Any]:
+    """The record within ``MAX_RECORD_CHARS``: its results and messages are cut first, then its data."""
+    while len(json.dumps(record, default=str)) > MAX_RECORD_CHARS:
+        if record.get("results"):
+            record["results"] = record["results"][: len(record["results"]) // 2]
+        elif len(record.get("messages", [])) > 1:
+            record["messages"] = record["messages"][len(record["messages"]) // 2 :]
+        elif record.get("data"):
+            record["data"] = {"omitted": "more than the record keeps"}
+        else:
+            break
+    return record
+
+
+def _mark_online(node_id: int, channel_name: str) -> None:
+    live.redis_client().set(_online_key(node_id), channel_name, ex=PRESENCE_TTL)
+
+
+def _renew_online(node_id: int, channel_name: str) -> None:
+    """Extend this connection's presence; take it back if it was lost (expired) while connected."""
+    client = live.redis_client()
+    current = client.get(_online_key(node_id))
+    if current is None or current == channel_name.encode():
+        client.set(_online_key(node_id), channel_name, ex=PRESENCE_TTL)
+
+
 class AgentConsumer(AsyncWebsocketConsumer):
     """One connected agent; authenticated by its node token like the report API."""
 
     node: Node | None = None
+    _heartbeat: asyncio.Future[None] | None = None
     groups_joined: list[str]
 
     async def connect(self) -> None:
@@ -261,7 +308,18 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         found = self.node
         await self.accept()
-        await database_sync_to_async(live.redis_client().set)(_online_key(found.pk), self.channel_name)
+        await database_sync_to_async(_mark_online)(found.pk, self.channel_name)
+        self._heartbeat = asyncio.ensure_future(self._beat())
+
+    async def _beat(self) -> None:
+        """Renew the node's presence every ``HEARTBEAT`` seconds while this connection lives."""
+        assert self.node is not None
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                await database_sync_to_async(_renew_online)(self.node.pk, self.channel_name)
+            except Exception:  # Redis away for a moment: the next beat tries again
+                log.warning("could not renew the presence of node %s", self.node.pk, exc_info=True)
 
     @staticmethod
     def _authenticate(raw: str) -> tuple[Node, int | None] | None:
@@ -275,6 +333,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         return node, token.pk if token is not None else None
 
     async def disconnect(self, code: int) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         if self.node is not None:
             for group in self.groups_joined:
                 await self.channel_layer.group_discard(group, self.channel_name)

@@ -1,9 +1,10 @@
 """The Diagnose page's engine side: an uploaded bundle or a pasted excerpt -> findings, nothing kept.
 
 Both inputs go through ``diagnostics.cli.diagnose``, the same core as ``python -m
-diagnostics``, so the page shows what the command prints for the same input:
+diagnostics``, so the page shows what the command prints for the same input. It runs in
+a child process with memory and time limits (``dashboard.sandbox``), never in the web process:
 
-- an upload is copied, in chunks, to a fresh private temporary folder under a name
+- an upload is linked (or copied, in chunks) into a fresh private temporary folder under a name
   this module chooses (the user's name is kept only when it is a plain, safe file
   name, because an AKS log zip's name carries the node's name), read, and deleted;
 - a paste is written there as ``pasted.txt``, a name no recognition rule matches, so
@@ -17,8 +18,10 @@ with a message fit for the page.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
 import re
 import tempfile
 from collections.abc import Iterable
@@ -29,10 +32,10 @@ from typing import Any
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
+from dashboard import sandbox
 from dashboard.models import Finding
-from diagnostics.bundle import BundleError
 from diagnostics.bundle.recognize import recognize
-from diagnostics.cli import Diagnosis, diagnose
+from diagnostics.cli import Diagnosis
 from diagnostics.model import Finding as EngineFinding
 from diagnostics.model import Status, sort_findings
 
@@ -203,8 +206,12 @@ def _one_line(message: str, *, hide: str = "") -> str:
     return " ".join(message.split())[:500]
 
 
-def analyze_upload(upload: UploadedFile, *, max_bytes: int) -> Analysis:
-    """Diagnose an uploaded bundle; it is removed before this returns, whatever happens."""
+async def analyze_upload(upload: UploadedFile, *, max_bytes: int) -> Analysis:
+    """Diagnose an uploaded bundle in the sandbox; it is removed before this returns, whatever happens.
+
+    A large upload is already a file on disk (Django's temporary upload): it is linked
+    under our name, not copied; a small one is written there in chunks.
+    """
     name = upload_name(upload.name or "")
     if upload.size is not None and upload.size > max_bytes:
         raise AnalysisError(too_big(max_bytes))
@@ -212,22 +219,39 @@ def analyze_upload(upload: UploadedFile, *, max_bytes: int) -> Analysis:
         raise AnalysisError("The uploaded file is empty.")
     with tempfile.TemporaryDirectory(prefix="wnd-diagnose-") as tmp:
         path = Path(tmp) / name
-        written = 0
-        with path.open("xb") as out:
-            for chunk in upload.chunks():
-                written += len(chunk)
-                if written > max_bytes:  # the declared size is the client's word; the bytes are ours to count
-                    raise AnalysisError(too_big(max_bytes))
-                out.write(chunk)
-        try:
-            diagnosis = diagnose(path)
-        except BundleError as exc:
-            raise AnalysisError(_one_line(str(exc), hide=tmp)) from None
+        await asyncio.to_thread(_store, upload, path, max_bytes)
+        diagnosis = await _run(path, tmp)
     return _analysis(name, diagnosis)
 
 
-def analyze_paste(text: str) -> Analysis:
-    """Diagnose a pasted log excerpt or command output, recognized by its content."""
+def _store(upload: UploadedFile, path: Path, max_bytes: int) -> None:
+    source = getattr(upload, "temporary_file_path", None)
+    if source is not None:
+        with contextlib.suppress(OSError):
+            os.link(source(), path)
+            if path.stat().st_size > max_bytes:  # the declared size is the client's word; the bytes are ours
+                raise AnalysisError(too_big(max_bytes))
+            return
+    written = 0
+    with path.open("xb") as out:
+        for chunk in upload.chunks():
+            written += len(chunk)
+            if written > max_bytes:
+                raise AnalysisError(too_big(max_bytes))
+            out.write(chunk)
+
+
+async def _run(path: Path, tmp: str) -> Diagnosis:
+    try:
+        return await sandbox.diagnose_isolated(path)
+    except sandbox.InputError as exc:
+        raise AnalysisError(_one_line(str(exc), hide=tmp)) from None
+    except sandbox.SandboxError as exc:
+        raise AnalysisError(str(exc)) from None
+
+
+async def analyze_paste(text: str) -> Analysis:
+    """Diagnose a pasted log excerpt or command output (in the sandbox), recognized by its content."""
     if not text.strip():
         raise AnalysisError("Paste a log excerpt or a command's output first: the box is empty.")
     data = text.encode("utf-8")
@@ -235,8 +259,8 @@ def analyze_paste(text: str) -> Analysis:
         path = Path(tmp) / PASTE_NAME
         path.write_bytes(data)
         try:
-            diagnosis = diagnose(path)
-        except BundleError as exc:
+            diagnosis = await sandbox.diagnose_isolated(path)
+        except sandbox.InputError as exc:
             kind = recognize(PASTE_NAME, data[: 64 * 1024]).kind
             if kind is None:
                 raise AnalysisError(
@@ -245,6 +269,8 @@ def analyze_paste(text: str) -> Analysis:
             raise AnalysisError(
                 f"Recognized {kind_label(kind)}, but nothing in it could be read: {_one_line(str(exc), hide=tmp)}"
             ) from None
+        except sandbox.SandboxError as exc:
+            raise AnalysisError(str(exc)) from None
     if diagnosis.document.inputs and all(i.get("recognized") is False for i in diagnosis.document.inputs):
         raise AnalysisError(
             f"Nothing recognized: the text is not a log or command output this page knows. {PASTE_HINT}"

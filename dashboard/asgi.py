@@ -12,10 +12,11 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
 
 from dashboard.routing import websocket_application  # noqa: E402
+from dashboard.slowbody import BodyIdleTimeout  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyIdleTimeout(django_asgi_app),
         "websocket": websocket_application,
     }
 )

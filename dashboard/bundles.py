@@ -210,11 +210,12 @@ def node_bundle(node: Node, fresh: FreshLogs | None = None) -> NodeBundle:
             [*fresh_sources, *(lg for lg in bundle.logs if lg.kind not in kinds)], key=lambda lg: lg.kind
         )
     if base is not None:
+        from dashboard.snapshots import stored_snapshot
         from diagnostics.bundle.issue import facts_of
-        from diagnostics.report import parse_report, snapshot_from_report
 
-        snap = snapshot_from_report(parse_report(report.document()), log_texts=tails, base=base)
-        bundle.facts = facts_of(snap)
+        snap = stored_snapshot(node)
+        if snap is not None:
+            bundle.facts = facts_of(snap)
     return bundle
 
 

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import bundles, bundlestore, tasks
+from dashboard import bundles, bundlestore, queue
 from dashboard.http import AuthedRequest
 from dashboard.models import Bundle, Node
 from dashboard.roles import operator_required
@@ -31,7 +31,7 @@ def _create(request: AuthedRequest, nodes: list[Node]) -> Bundle:
         redact_hosts=request.POST.get("redact_hosts") == "1",
     )
     bundle.nodes.set(nodes)
-    tasks.build_bundle.delay(bundle.pk)
+    queue.send(queue.BUILD_BUNDLE, bundle.pk)
     return bundle
 
 

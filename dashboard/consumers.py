@@ -28,12 +28,20 @@ CLOSE_NOT_FOUND = 4404
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
-    """Common handling: authentication, one group, sequence tracking."""
+    """Common handling: authentication, one group, sequence tracking, coalesced frames.
+
+    A change is sent at once, then at most one frame per ``COALESCE`` seconds, each with the
+    state as it is when it is rendered: when changes come faster than that (diagnosis catching
+    up after an overload), browsers get fewer, newer frames, and never miss the last state.
+    """
 
     group = ""
     epoch = 0  # of the sequence numbers (``live.EPOCH_KEY``): a new one after Redis lost its counters
     last_seq: int | None = None
     operator = False
+    COALESCE = 0.2
+    flush_at = 0.0
+    pending: asyncio.TimerHandle | None = None
 
     async def join(self, group: str) -> bool:
         if not self.scope["user"].is_authenticated:
@@ -46,8 +54,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return True
 
     async def disconnect(self, code: int) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def changed(self, event: dict[str, Any]) -> None:
+        """What a page shows changed: a full frame now, or at the end of the current window."""
+        self.gap(event)  # every frame is the full state: a gap needs nothing more
+        if self.pending is not None:
+            return
+        delay = max(0.0, self.flush_at + self.COALESCE - time.monotonic())
+        self.pending = asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(self._flush()))
+
+    async def _flush(self) -> None:
+        self.pending = None
+        self.flush_at = time.monotonic()
+        await self.send_state()
 
     def gap(self, event: dict[str, Any]) -> bool:
         """Record the event's epoch and sequence number; true when the full state must be sent:
@@ -109,31 +132,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
 class FleetConsumer(LiveConsumer):
     """The fleet page: re-renders the visitor's filtered page of nodes when nodes change.
 
-    Changes are coalesced: at most one frame per ``COALESCE`` seconds per page,
-    and visitors of the same page in one process share the rendering.
+    Changes are coalesced (``LiveConsumer.changed``), and visitors of the same page in one
+    process share the rendering.
     """
-
-    COALESCE = 0.2
 
     async def connect(self) -> None:
         params = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
         self.query = FleetQuery.from_params(params)
-        self.flush_at = 0.0
-        self.pending: asyncio.TimerHandle | None = None
         if await self.join(FLEET_GROUP):
             await self.send_state()
 
     async def fleet_changed(self, event: dict[str, Any]) -> None:
-        self.gap(event)  # every frame is the full page of nodes: a gap needs nothing more
-        if self.pending is not None:
-            return
-        delay = max(0.0, self.flush_at + self.COALESCE - time.monotonic())
-        self.pending = asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(self._flush()))
-
-    async def _flush(self) -> None:
-        self.pending = None
-        self.flush_at = time.monotonic()
-        await self.send_state()
+        await self.changed(event)
 
     async def send_state(self) -> None:
         await self.send_shared(self.query.querystring(page=self.query.page), self._render)
@@ -141,11 +151,6 @@ class FleetConsumer(LiveConsumer):
     def _render(self) -> str:
         context = {**fleet_context(self.query), "oob": True, "is_operator": self.operator}
         return render_to_string("dashboard/fleet.html#fleet-live", context)
-
-    async def disconnect(self, code: int) -> None:
-        if self.pending is not None:
-            self.pending.cancel()
-        await super().disconnect(code)
 
 
 class NodeConsumer(LiveConsumer):
@@ -165,8 +170,7 @@ class NodeConsumer(LiveConsumer):
         return Node.objects.filter(cluster__name=cluster, name=name).values_list("id", flat=True).first()
 
     async def node_changed(self, event: dict[str, Any]) -> None:
-        self.gap(event)
-        await self.send_state()
+        await self.changed(event)
 
     async def node_requests_changed(self, event: dict[str, Any]) -> None:
         self.gap(event)

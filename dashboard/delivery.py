@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from dashboard import live
+from dashboard import live, queue
 from dashboard.models import Bundle, DiagnosisRun, Report
 
 log = logging.getLogger(__name__)
@@ -63,22 +63,26 @@ def broker_lost() -> bool:
 
 
 def requeue_reports(now: datetime, *, everything: bool = False) -> int:
-    """Queue the diagnosis of owed reports again, oldest first; return how many were queued."""
-    from dashboard import tasks
+    """Queue again the check of the nodes of owed reports, oldest first; return how many reports it covers.
 
+    One check per node covers all its owed reports (``diagnosis.check_node``).
+    """
     owed = Report.objects.filter(diagnosed_at__isnull=True)
     if not everything:
         cutoff = now - timedelta(seconds=settings.WND_REQUEUE_AFTER)
         owed = owed.filter(Q(queued_at__isnull=True) | Q(queued_at__lt=cutoff))
-    ids = list(owed.order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH])
+    rows = list(owed.order_by("pk").values_list("pk", "node_id")[:SWEEP_BATCH])
+    by_node: dict[int, list[int]] = {}
+    for pk, node_id in rows:
+        by_node.setdefault(node_id, []).append(pk)
     queued: list[int] = []
-    for pk in ids:
+    for node_id, ids in by_node.items():
         try:
-            tasks.diagnose_report.delay(pk)
+            queue.check_node(node_id, force=True)
         except Exception as exc:  # the broker is down: the next sweep tries again
-            log.warning("could not queue owed report %s: %s", pk, exc)
+            log.warning("could not queue the check of node %s: %s", node_id, exc)
             break
-        queued.append(pk)
+        queued += ids
     if queued:
         Report.objects.filter(pk__in=queued).update(queued_at=now)
         log.info("queued the diagnosis of %d owed reports again", len(queued))
@@ -104,7 +108,7 @@ def fail_dead_runs(now: datetime) -> int:
 
 def recover_bundles(now: datetime) -> dict[str, int]:
     """Build again (or fail, after ``MAX_BUILDS``) the bundles whose lease expired."""
-    from dashboard import bundles, tasks
+    from dashboard import bundles
 
     stale = Bundle.objects.filter(_dead(now, "created_at"), state__in=[Bundle.PENDING, Bundle.RUNNING])
     done = {"bundles_requeued": 0, "bundles_failed": 0}
@@ -119,7 +123,7 @@ def recover_bundles(now: datetime) -> dict[str, int]:
         if not current.update(state=Bundle.PENDING, progress=0, heartbeat_at=now):
             continue
         try:
-            tasks.build_bundle.delay(pk)
+            queue.send(queue.BUILD_BUNDLE, pk)
         except Exception as exc:  # the broker is down: the lease expires again, the next sweep retries
             log.warning("could not queue bundle %s again: %s", pk, exc)
             continue

@@ -1,25 +1,29 @@
 """The Diagnose page: upload a bundle or paste an excerpt, get the CLI's findings as the node page's cards.
 
-Any signed-in user may use it: it reads nothing stored and keeps nothing. Errors
-(corrupt archive, too big, not a bundle, empty or unrecognized paste) answer 400 with
-the page and its message; an htmx request gets only the result panel.
+Any signed-in user may use it: it reads nothing stored and keeps nothing. The upload goes
+to a temporary file and is analyzed in a child process with memory and time limits
+(``dashboard.sandbox``); the view is a coroutine, so the wait holds no thread of the web
+process. Errors (corrupt archive, too big, not a bundle, empty or unrecognized paste, over
+the limits) answer 400 with the page and its message; a user with an analysis already
+running gets 429. An htmx request gets only the result panel.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload, TemporaryFileUploadHandler
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
-from dashboard import analysis
+from dashboard import analysis, sandbox
 
 TEMPLATE = "dashboard/diagnose.html"
 
@@ -60,44 +64,58 @@ def _page(request: HttpRequest, context: dict[str, Any], *, status: int = 200) -
     return render(request, TEMPLATE, context, status=status)
 
 
+async def _apage(request: HttpRequest, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
+    # Rendering reads the session and the user's groups (the database): a sync context.
+    return await sync_to_async(_page)(request, context, status=status)
+
+
 @login_required
 @csrf_exempt  # checked by ``_diagnose`` once the size limit is in place (Django's upload-handler pattern)
 @require_http_methods(["GET", "POST"])
-def diagnose(request: HttpRequest) -> HttpResponse:
+async def diagnose(request: HttpRequest) -> HttpResponse:
+    """The page; a POST is analyzed in the sandbox while this coroutine waits, holding no thread."""
     if request.method == "GET":
-        return _page(request, {})
+        return await _apage(request, {})
     limit = SizeLimit(request, settings.WND_MAX_UPLOAD_BYTES)
-    request.upload_handlers = [limit, *request.upload_handlers]
+    # Every upload goes to a temporary file (never memory), which the sandbox reads in place.
+    request.upload_handlers = [limit, TemporaryFileUploadHandler(request)]
     try:
-        request.POST  # noqa: B018 -- parse now, under the limit, so a form too large gets this page's answer
+        # Parsed now, under the limit, so that a form too large gets this page's answer. Not on the
+        # thread that serves every other sync view (``/healthz``...): a big upload takes a while.
+        await sync_to_async(lambda: request.POST, thread_sensitive=False)()
     except RequestDataTooBig:
-        return _page(
+        return await _apage(
             request, {"error": "The pasted text is too large for this box: upload it in a bundle."}, status=400
         )
     except (MultiPartParserError, TooManyFieldsSent, TooManyFilesSent) as exc:
-        return _page(request, {"error": f"The form could not be read: {exc}"}, status=400)
-    return _diagnose(request, limit)
+        return await _apage(request, {"error": f"The form could not be read: {exc}"}, status=400)
+    return await _diagnose(request, limit)
 
 
 @csrf_protect
-def _diagnose(request: HttpRequest, limit: SizeLimit) -> HttpResponse:
+async def _diagnose(request: HttpRequest, limit: SizeLimit) -> HttpResponse:
     mode = request.POST.get("mode", "")
     context: dict[str, Any] = {"mode": mode}
     upload = request.FILES.get("bundle")
+    user = await request.auser()
     try:
-        if mode == "paste":
-            text = request.POST.get("text", "")
-            context["text"] = text
-            context["result"] = analysis.analyze_paste(text)
-        elif limit.exceeded:
-            raise analysis.AnalysisError(analysis.too_big(limit.max_bytes))
-        elif upload is None:
-            raise analysis.AnalysisError("Choose a bundle to upload (.zip, .tar.gz or .tgz).")
-        else:
-            context["result"] = analysis.analyze_upload(upload, max_bytes=limit.max_bytes)
+        async with sandbox.slot(int(user.pk or 0)):
+            if mode == "paste":
+                text = request.POST.get("text", "")
+                context["text"] = text
+                context["result"] = await analysis.analyze_paste(text)
+            elif limit.exceeded:
+                raise analysis.AnalysisError(analysis.too_big(limit.max_bytes))
+            elif upload is None:
+                raise analysis.AnalysisError("Choose a bundle to upload (.zip, .tar.gz or .tgz).")
+            else:
+                context["result"] = await analysis.analyze_upload(upload, max_bytes=limit.max_bytes)
+    except sandbox.Busy as exc:
+        context["error"] = str(exc)
+        return await _apage(request, context, status=429)
     except analysis.AnalysisError as exc:
         context["error"] = str(exc)
-        return _page(request, context, status=400)
+        return await _apage(request, context, status=400)
     finally:
         analysis.discard(upload)
-    return _page(request, context)
+    return await _apage(request, context)

@@ -1,30 +1,42 @@
-"""Diagnosis on the dashboard side: report -> snapshot -> checks -> stored findings -> live events.
+"""The path of a node's findings: report -> snapshot -> run -> store -> broadcast.
+
+1. **Report**: ``ingest`` stores a report that brings something new and queues
+   ``check_node`` (``queue``); a report that adds nothing is only recorded there.
+2. **Snapshot**: ``snapshots.stored_snapshots`` builds a stored node's snapshot, whoever asks.
+3. **Run**: ``diagnostics.registry.run_iter`` runs the checks (all, or the ones a change re-runs:
+   ``registry.checks_reading``).
+4. **Store**: ``store_findings`` applies a run's findings to one or many nodes: the findings'
+   lifecycle, the nodes' summaries, events, notifications queued, live events after commit.
+5. **Broadcast**: ``live.nodes_changed``; the consumers render.
 
 Plain, idempotent functions; the Celery tasks in ``tasks.py`` only call them.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from dashboard import live
-from dashboard.cluster.snapshot import api_base_snapshot
+from dashboard import live, queue
 from dashboard.lifecycle import DASHBOARD_CHECKS, prepare_opened, record_transitions
-from dashboard.models import HEALTH_OK, HEALTH_RANK, DiagnosisRun, Finding, LogTail, Node, Report
-from diagnostics.logs import append_to_tail, hits_from_matches, scan_matches
+from dashboard.models import HEALTH_OK, HEALTH_RANK, DiagnosisRun, Finding, LogTail, Node
+from dashboard.snapshots import parse_stored, stored_snapshot, stored_snapshots
+from diagnostics.logs import append_to_tail, scan_matches
 from diagnostics.model import Finding as EngineFinding
 from diagnostics.model import Severity, Status, sort_findings
 from diagnostics.registry import all_checks, run_iter
-from diagnostics.report import NodeReport, parse_report, snapshot_from_report
-from diagnostics.snapshot import LogHit, NodeSnapshot
+from diagnostics.report import NodeReport
+from diagnostics.snapshot import NodeSnapshot
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,72 +56,84 @@ class Changes:
         return self.opened + self.updated + self.still_open
 
 
-def update_log_tails(node: Node, report: NodeReport) -> tuple[dict[str, tuple[str, str]], dict[str, list[LogHit]]]:
-    """Append the report's new log lines to the node's rolling tails (a query per log sent).
+def append_log_tails(node: Node, reports: Sequence[NodeReport]) -> tuple[list[LogTail], list[LogTail]]:
+    """The node's rolling tails with the reports' new log lines appended, in order: (all, changed).
 
-    Returns (path, text) and the log hits per kind, the hits equal to ``scan_text`` of the
-    whole tail: only the appended lines are scanned, the earlier matches come from the tail
-    row (renumbered, or dropped when trimmed away), which keeps a report's cost independent
-    of ``WND_LOG_TAIL_BYTES``.
+    Nothing is written (``save_log_tails`` does). The tails' kept matches equal ``scan_matches``
+    of their text: only the appended lines are scanned, the earlier matches come from the tail
+    row (renumbered, or dropped when trimmed away), which keeps a report's cost independent of
+    ``WND_LOG_TAIL_BYTES``.
     """
     limit = settings.WND_LOG_TAIL_BYTES
     tails = {t.kind: t for t in node.log_tails.all()}
     now = timezone.now()
-    created: list[LogTail] = []
-    changed: list[LogTail] = []
-    for kind, log in report.logs.items():
-        tail = tails.get(kind)
-        if tail is None:
-            tail = tails[kind] = LogTail(node=node, kind=kind, path=log.path)
-            created.append(tail)
-        else:
-            changed.append(tail)
-        appended = not (log.rotated or tail.path != log.path)
-        old, known = (tail.text, tail.matches) if appended else ("", [])
-        text, matches = append_to_tail(old, known, log.text, limit=limit, kind=kind)
-        tail.path, tail.text, tail.matches, tail.updated_at = log.path, text, matches, now
+    written: dict[str, LogTail] = {}
+    for report in reports:
+        for kind, sent in report.logs.items():
+            tail = tails.get(kind)
+            if tail is None:
+                tail = tails[kind] = LogTail(node=node, kind=kind, path=sent.path, text="", matches=[])
+                written[kind] = tail
+            restart = sent.rotated or tail.path != sent.path
+            if not sent.text and not restart:
+                continue  # nothing new in this log
+            old, known = ("", []) if restart else (tail.text, tail.matches)
+            text, matches = append_to_tail(old, known, sent.text, limit=limit, kind=kind)
+            tail.path, tail.text, tail.matches, tail.updated_at = sent.path, text, matches, now
+            written[kind] = tail
     for tail in tails.values():
         if tail.matches is None:  # a tail stored before matches were kept
             tail.matches = scan_matches(tail.text, kind=tail.kind)
-            if tail.pk is not None and tail not in changed:
-                changed.append(tail)
+            written[tail.kind] = tail
+    return sorted(tails.values(), key=lambda t: t.kind), list(written.values())
+
+
+def save_log_tails(node: Node, tails: Sequence[LogTail]) -> None:
+    """Write these tails of the node: one upsert each."""
     # An upsert per tail, new or changed alike: ``bulk_update`` costs more than a save per row, and a
     # many-row ``bulk_create`` on PostgreSQL sends the texts as arrays, which the driver quotes slowly.
     fields = ["path", "text", "matches", "updated_at"]
-    for t in created + changed:
+    for t in tails:
         row = LogTail(node=node, kind=t.kind, **{name: getattr(t, name) for name in fields})
         LogTail.objects.bulk_create([row], update_conflicts=True, unique_fields=["node", "kind"], update_fields=fields)
-    texts = {kind: (t.path, t.text) for kind, t in tails.items()}
-    hits = {kind: hits_from_matches(t.matches or [], t.text, source=t.path, kind=kind) for kind, t in tails.items()}
-    return texts, hits
-
-
-def snapshot_for(report: Report, *, base: NodeSnapshot | None = None) -> NodeSnapshot:
-    """The snapshot of ``report`` with the node's rolling log tails (tails must be current)."""
-    parsed = parse_report(report.document())
-    tails = list(report.node.log_tails.all())
-    texts = {t.kind: (t.path, t.text) for t in tails}
-    hits = {
-        t.kind: hits_from_matches(t.matches, t.text, source=t.path, kind=t.kind) for t in tails if t.matches is not None
-    }
-    return snapshot_from_report(parsed, log_texts=texts, log_hits=hits, base=base)
 
 
 def reconcile(node: Node, findings: Iterable[EngineFinding], checks_run: set[str] | None = None) -> Changes:
-    """Open, update and resolve the node's stored findings to match a run's results.
+    """``reconcile_many`` of one node."""
+    return reconcile_many([(node, findings)], checks_run)[node.pk]
 
-    Only findings of checks in ``checks_run`` (all when None) are resolved when
-    absent; dashboard-side checks (``lifecycle.DASHBOARD_CHECKS``) only when named.
-    Transitions are recorded as events and queued for notification (``lifecycle``).
-    A constant number of queries whatever the number of findings.
+
+def reconcile_many(
+    runs: Sequence[tuple[Node, Iterable[EngineFinding]]], checks_run: set[str] | None = None
+) -> dict[int, Changes]:
+    """Open, update and resolve the stored findings of each (node, findings) pair; the changes by node id.
+
+    Only findings of checks in ``checks_run`` (all when None) are resolved when absent;
+    dashboard-side checks (``lifecycle.DASHBOARD_CHECKS``) only when named. Transitions are
+    recorded as events and queued for notification (``lifecycle``). A constant number of
+    queries whatever the number of nodes (distinct) and findings. Call inside a transaction
+    that holds the nodes' rows; ``store_findings`` is the one caller outside tests.
     """
+    if not runs:
+        return {}
     now = timezone.now()
-    current = {(f.check_id, f.subject): f for f in node.findings.filter(resolved_at__isnull=True)}
-    changes, rewritten = compare_findings(node, current, findings, checks_run, now)
-    prepare_opened(changes.opened, now)
-    write_changes(changes, rewritten, now)
-    record_transitions(changes.opened, changes.resolved, now)
-    return changes
+    current: dict[int, dict[tuple[str, str], Finding]] = {node.pk: {} for node, _ in runs}
+    for row in Finding.objects.filter(node_id__in=list(current), resolved_at__isnull=True):
+        current[row.node_id][(row.check_id, row.subject)] = row
+    out: dict[int, Changes] = {}
+    everything = Changes()
+    rewritten: list[Finding] = []
+    for node, findings in runs:
+        changes, changed_rows = compare_findings(node, current[node.pk], findings, checks_run, now)
+        out[node.pk] = changes
+        everything.opened += changes.opened
+        everything.updated += changes.updated
+        everything.resolved += changes.resolved
+        rewritten += changed_rows
+    prepare_opened(everything.opened, now)
+    write_changes(everything, rewritten, now)
+    record_transitions(everything.opened, everything.resolved, now)
+    return out
 
 
 def compare_findings(
@@ -191,6 +215,62 @@ SUMMARY_FIELDS = (
     "unknown_count",
     "open_checks",
 )
+FACT_FIELDS = ("os_build", "os_name", "runtime_version", "kubelet_version")
+
+
+def store_findings(
+    runs: Sequence[tuple[Node, Iterable[EngineFinding]]],
+    checks_run: set[str] | None = None,
+    *,
+    fields: Sequence[str] = (),
+    announce: bool = False,
+) -> dict[int, Changes]:
+    """Apply each run's findings to its node; the one place findings are stored. Returns the changes by node id.
+
+    1. The findings' lifecycle (``reconcile_many``): opened, updated, resolved, events written,
+       notifications queued.
+    2. Each node's summary (health, counts, open checks), written with the node's ``fields``
+       the caller changed, in one statement for all the nodes.
+    3. After commit, one batch of live events: for the nodes whose findings opened or resolved,
+       or every node when ``announce`` (the caller changed what their pages show).
+
+    Runs in its own transaction (or the caller's) and locks the nodes' rows in one order, so two
+    stores never deadlock; the nodes given are updated in place. A constant number of queries
+    whatever the number of nodes. Nodes must be distinct.
+    """
+    if not runs:
+        return {}
+    with transaction.atomic():
+        ids = sorted(node.pk for node, _ in runs)
+        list(Node.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk").values_list("pk"))
+        changes = reconcile_many(runs, checks_run)
+        nodes = [node for node, _ in runs]
+        for node in nodes:
+            refresh_summary(node, changes[node.pk].open)
+        save_nodes(nodes, [*SUMMARY_FIELDS, *fields])
+        told = [n for n in nodes if announce or changes[n.pk].any]
+        if told:
+            # robust: a channel layer that is down loses live updates, never the stored findings.
+            transaction.on_commit(lambda: live.nodes_changed(told), robust=True)
+    return changes
+
+
+def save_nodes(nodes: Sequence[Node], names: Sequence[str]) -> None:
+    """Write these fields of the nodes in one statement run for every row.
+
+    ``bulk_update`` would do it in a few queries too, but builds a CASE expression per row and
+    field in Python: seconds for a thousand nodes, more than the checks themselves.
+    """
+    if not nodes:
+        return
+    wanted = set(names)
+    columns = [f for f in Node._meta.concrete_fields if f.name in wanted]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in columns)
+    sql = f"UPDATE {quote(Node._meta.db_table)} SET {assignments} WHERE {quote(str(Node._meta.pk.column))} = %s"
+    rows = [[f.get_db_prep_save(getattr(n, f.attname), connection) for f in columns] + [n.pk] for n in nodes]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def refresh_summary(node: Node, open_findings: list[Finding]) -> None:
@@ -225,46 +305,59 @@ def apply_node_facts(node: Node, snap: NodeSnapshot) -> None:
     node.kubelet_version = str(info.get("kubeletVersion", "")) or node.kubelet_version
 
 
-def diagnose_report(report_id: int) -> bool:
-    """Diagnose one stored report; skip it if a newer report of the node was already diagnosed.
+def check_node(node_id: int) -> bool:
+    """Check the node's reports stored since the last check; return whether there were any.
 
-    Returns whether the report was diagnosed. Safe to run twice (idempotent): the claim and
-    the writes are one transaction, so a worker that dies half-way leaves the report owed
-    and a redelivered task does the work. The log lines of older reports still owed are
-    appended first, in order, so none are lost when reports are diagnosed out of order.
+    Reports that queued up are checked together (``queue.check_node``): the log lines of
+    every one go to the rolling tails, in order, and the checks run once, on the newest
+    one's facts.
+
+    1. Read and parse the reports, append their lines, run the checks: no lock held, so the
+       database keeps taking reports meanwhile (SQLite has one writer at a time).
+    2. In one transaction, under the node's row lock: claim (``last_diagnosed_report_id``
+       still where step 1 found it, else another check got there first and step 1 starts
+       again from what it left), write the tails, the findings (``store_findings``) and the
+       reports' ``diagnosed_at``. A worker killed at any point leaves them all owed, so the
+       task delivered again (or queued again by ``delivery.sweep``) does the whole work;
+       run twice, the second finds nothing to do (idempotent).
     """
-    report = Report.objects.select_related("node__cluster").filter(pk=report_id).first()
-    if report is None or report.diagnosed_at is not None:
-        return False
-    parsed = parse_report(report.document())
-    with transaction.atomic():
-        # Locked: a scheduled run or the cluster watcher may reconcile this node at the same moment.
-        node = Node.objects.select_for_update(of=("self",)).select_related("cluster").get(pk=report.node_id)
-        # 1. Claim: only a report newer than the last diagnosed one may change the findings.
-        if node.last_diagnosed_report_id >= report.pk:
-            Report.objects.filter(pk=report.pk, diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
+    queue.check_taken(node_id)
+    for _attempt in range(5):
+        node = Node.objects.select_related("cluster").filter(pk=node_id).first()
+        if node is None:
             return False
-        # 2. Context: the rolling log tails, then the snapshot.
-        owed = node.reports.filter(
-            pk__gt=node.last_diagnosed_report_id, pk__lt=report.pk, diagnosed_at__isnull=True
-        ).order_by("pk")
-        for older in owed:
-            update_log_tails(node, parse_report(older.document()))
-        texts, hits = update_log_tails(node, parsed)
-        snap = snapshot_from_report(parsed, log_texts=texts, log_hits=hits, base=api_base_snapshot(node))
-        # 3. Checks, then the stored findings and the node's summary.
-        changes = reconcile(node, run_iter(snap))
-        refresh_summary(node, changes.open)
-        apply_node_facts(node, snap)
-        node.last_diagnosed_report_id = report.pk
-        node.version += 1
-        node.save()
-        node.reports.filter(pk__lte=report.pk, diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
-    if report.pk % 10 == 0:
-        prune_reports(node)
-    # 4. Tell the browsers (after commit, so they read what was written).
-    live.node_changed(node.pk, node.group, findings_changed=changes.any)
-    return True
+        start = node.last_diagnosed_report_id
+        rows = list(node.reports.filter(pk__gt=start).order_by("pk"))
+        if not rows:
+            # Nothing newer than the last check; a report older than it is settled by it.
+            node.reports.filter(diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
+            return False
+        parsed = [report for report in map(parse_stored, rows) if report is not None]
+        findings: list[EngineFinding] = []
+        tails: list[LogTail] = []
+        if parsed:
+            every, tails = append_log_tails(node, parsed)
+            snap = stored_snapshots([node], reports={node.pk: parsed[-1]}, tails={node.pk: every})[node.pk]
+            findings = list(run_iter(snap))
+            apply_node_facts(node, snap)
+        with transaction.atomic():
+            claimed = Node.objects.select_for_update(of=("self",)).filter(pk=node_id, last_diagnosed_report_id=start)
+            if not list(claimed.values_list("pk", flat=True)):
+                continue  # checked meanwhile: start again from what that check left
+            node.last_diagnosed_report_id = rows[-1].pk
+            # Done with these reports once this commits (and with any older one still owed).
+            node.reports.filter(pk__lte=rows[-1].pk, diagnosed_at__isnull=True).update(diagnosed_at=timezone.now())
+            if not parsed:  # none could be read: nothing to check, nothing to show
+                Node.objects.filter(pk=node.pk).update(last_diagnosed_report_id=node.last_diagnosed_report_id)
+                return True
+            save_log_tails(node, tails)
+            # Every page of the node changes (its reports, facts, last check): announced even when
+            # no finding opened or resolved.
+            store_findings([(node, findings)], fields=[*FACT_FIELDS, "last_diagnosed_report_id"], announce=True)
+        if rows[-1].pk % 10 == 0 or len(rows) >= 10:
+            prune_reports(node)
+        return True
+    return False
 
 
 def prune_reports(node: Node) -> None:
@@ -308,27 +401,22 @@ def run_now(run_id: int) -> None:
         return
     node = run.node
     ask_for_fresh_report(node)
-    report = node.reports.order_by("-id").first()
-    if report is None:
+    report_id = node.reports.order_by("-id").values_list("id", flat=True).first()
+    snap = stored_snapshot(node) if report_id is not None else None
+    if snap is None:
         run.error = "This node has not sent a report yet: start its agent, then run the diagnostics again."
         run.finished_at = timezone.now()
         run.save()
         live.run_progress(node.pk, node.group, run.pk)
         return
-    snap = snapshot_for(report, base=api_base_snapshot(node))
     findings = list(_stream(run, snap))
     with transaction.atomic():
-        changes = reconcile(node, findings)
-        refresh_summary(node, changes.open)
-        node.version = F("version") + 1
-        # Only what this run decides: reports may have updated the node meanwhile.
-        node.save(update_fields=[*SUMMARY_FIELDS, "version"])
+        store_findings([(node, findings)], announce=True)
         run.finished_at = timezone.now()
         run.findings_count = len(findings)
-        run.report_id = report.pk
+        run.report_id = report_id
         run.save()
     live.run_progress(node.pk, node.group, run.pk)
-    live.node_changed(node.pk, node.group, findings_changed=changes.any)
 
 
 def _stream(run: DiagnosisRun, snap: NodeSnapshot) -> Iterator[EngineFinding]:

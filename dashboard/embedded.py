@@ -97,10 +97,17 @@ def python() -> str:
     return sys.executable
 
 
+# uvicorn's limits against slow or greedy clients (documented in .env.example; compose's web command uses
+# the same): idle keep-alive connections closed after 5 s, request line and headers at most 64 KiB,
+# at most 2000 connections and tasks at once (then 503). A stalled body: dashboard.slowbody.
+SERVER_LIMITS = ("--timeout-keep-alive", "5", "--h11-max-incomplete-event-size", "65536",
+                 "--limit-concurrency", "2000")  # fmt: skip
+
+
 def web_command(port: int, *, host: str = "127.0.0.1") -> list[str]:
     """The ASGI server for pages, the API and WebSockets."""
     return [python(), "-m", "uvicorn", "dashboard.asgi:application", "--host", host, "--port", str(port),
-            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+            "--no-access-log", "--log-level", "warning", *SERVER_LIMITS]  # fmt: skip
 
 
 def worker_command(*, concurrency: int = 2, beat_schedule: Path | None = None, loglevel: str = "WARNING") -> list[str]:

@@ -59,3 +59,37 @@ def env_secret(name: str, default: str | None = None) -> str:
     if value is None:
         raise ImproperlyConfigured(f"{name} is not set: set it, or {name}_FILE to a file that holds it")
     return value
+
+
+# Keys that are public (shipped in this repository, or Django's throwaway prefix): never a production key.
+KNOWN_SECRET_KEYS = frozenset(
+    {
+        "change-me-to-a-long-random-string",  # the placeholder of .env.example
+        "insecure-embedded-mode-key-change-me",  # embedded mode's key
+        "change-me",
+    }
+)
+MIN_SECRET_KEY_LENGTH = 50
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` is unfit to sign production sessions, or None when it is fine."""
+    if key in KNOWN_SECRET_KEYS or key.startswith("django-insecure-"):
+        return "a published example key"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"too short ({len(key)} characters; at least {MIN_SECRET_KEY_LENGTH})"
+    if len(set(key)) < 5:
+        return "not random (fewer than 5 different characters)"
+    return None
+
+
+def production_secret_key(name: str) -> str:
+    """The secret key from ``name`` (or ``name_FILE``), refused with a message when it is unfit for production."""
+    key = env_secret(name)
+    problem = secret_key_problem(key)
+    if problem is not None:
+        raise ImproperlyConfigured(
+            f"{name} is {problem}, and WND_PRODUCTION=1 refuses it. Set a long random one, e.g. the output of "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    return key

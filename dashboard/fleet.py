@@ -7,7 +7,6 @@ key. The summary counts nodes by health, then open findings by severity: two lab
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -188,23 +187,19 @@ def check_areas() -> list[str]:
 
 
 def heatmap(areas: list[str]) -> list[HeatRow]:
-    """Nodes with an open finding in each check area, per cluster (the whole fleet, one query)."""
-    per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    totals: dict[str, int] = defaultdict(int)
-    for cluster, open_checks in Node.objects.values_list("cluster__name", "open_checks").iterator(chunk_size=2000):
-        totals[cluster] += 1
-        if not open_checks.strip():
-            continue
-        seen = {c.split(".", 1)[0] for c in open_checks.split()}
-        row = per[cluster]
-        for area in seen:
-            row[area] += 1
+    """Nodes with an open finding in each check area, per cluster (the whole fleet).
+
+    One aggregate query: per cluster, the node count and one conditional count per area
+    (``open_checks`` holds " id1 id2 ", so " <area>." marks the area).
+    """
+    counts = {f"a{i}": Count("id", filter=Q(open_checks__contains=f" {area}.")) for i, area in enumerate(areas)}
+    rows = Node.objects.order_by().values("cluster__name").annotate(total=Count("id"), **counts)
     result = []
-    for cluster in sorted(totals):
-        total = totals[cluster]
+    for row in sorted(rows, key=lambda r: r["cluster__name"]):
+        cluster, total = row["cluster__name"], row["total"]
         cells = []
-        for area in areas:
-            count = per[cluster].get(area, 0)
+        for i, area in enumerate(areas):
+            count = row[f"a{i}"]
             share = count / total if total else 0.0
             link = urlencode({"cluster": cluster, "area": area})
             cells.append(HeatCell(area=area, nodes=count, share=share, link=link, level=heat_level(share, count)))

@@ -10,29 +10,37 @@ Delivery: an agent numbers its reports (``sequence``) within an instance
 (``agent_instance``, new when the agent's state is lost). A report whose
 sequence is not above the last one stored for the same instance is a retry of a
 report already stored: it is answered ``200 duplicate`` and counted on the node.
-A stored report is owed a diagnosis until one is done: its task is queued after
-commit, and if the broker cannot take it the report is still accepted (the
+A stored report is owed a diagnosis until one is done: its node's check is queued
+after commit, and if the broker cannot take it the report is still accepted (the
 sweeper of ``dashboard.delivery`` queues it again).
+
+Work only when something changed: a report whose probes, files and connectivity verdicts
+are those of the node's last stored report (``facts_digest``), and that brings no log line,
+is only recorded (the node's last report time, agent version, dropped reports): no row, no
+check, no page rendered; it is answered ``200 unchanged``. Any other report is stored and
+its node queued for checking (``queue.check_node``: one task per node at most, which checks
+every report that waited).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
 import zlib
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
-from dashboard import tasks
+from dashboard import queue, retention
 from dashboard.cluster import enroll
 from dashboard.models import AgentToken, Node, Report
 from diagnostics.report import NodeReport, ReportError, parse_report
@@ -45,6 +53,8 @@ MAX_SEQUENCE = 2**33
 MAX_DROPPED = 2**31 - 1
 INSTANCE_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 RETRY_AFTER_SECONDS = 10
+# A token's last use is written at most this often: a report a minute per node is the norm.
+TOKEN_USE_RESOLUTION = timedelta(minutes=5)
 
 
 class IngestError(Exception):
@@ -143,21 +153,45 @@ def check_ranges(report: NodeReport, document: dict[str, Any]) -> str:
     return instance
 
 
-def queue_diagnosis(report_id: int) -> None:
-    """Queue the report's diagnosis; a broker that cannot take it now leaves it owed, not lost."""
+def facts_digest(report: NodeReport) -> str:
+    """A digest of what the checks read from a report besides its logs.
+
+    Probe outputs and errors, files, and the verdict of each connectivity test (not its
+    output, which carries timings): two reports with the same digest lead to the same findings.
+    """
+    facts = (
+        sorted((name, p.output, p.error) for name, p in report.probes.items()),
+        sorted((name, f.path, f.content, f.error) for name, f in report.files.items()),
+        [(t.kind, t.target, t.origin, t.ok) for t in report.connectivity],
+    )
+    text = json.dumps(facts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def brings_log_lines(report: NodeReport) -> bool:
+    return any(log.text or log.rotated for log in report.logs.values())
+
+
+def queue_check(node_id: int, report_id: int) -> None:
+    """Queue the check of the node's new report; a broker that cannot take it now leaves it owed, not lost."""
     try:
-        tasks.diagnose_report.delay(report_id)
+        queue.check_node(node_id)
     except Exception as exc:  # any broker failure: the report is stored, the sweeper queues it later
-        log.warning("could not queue the diagnosis of report %s (%s); the sweeper will", report_id, exc)
+        log.warning("could not queue the check of report %s (%s); the sweeper will", report_id, exc)
         with contextlib.suppress(DatabaseError):  # else it is queued again after WND_REQUEUE_AFTER
             Report.objects.filter(pk=report_id).update(queued_at=None)
 
 
 @csrf_exempt
-@require_POST
 def post_report(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        response = error(405, "send reports with POST")
+        response["Allow"] = "POST"
+        return response
     try:
         return receive(request)
+    except UnreadablePostError as exc:  # the agent went away, or its connection broke, mid-body
+        return error(400, f"the report could not be read: {exc}")
     except (OperationalError, InterfaceError) as exc:
         # The database is down, locked or restarting: nothing was committed, the agent retries.
         log.warning("report not stored: %s", exc)
@@ -188,10 +222,19 @@ def receive(request: HttpRequest) -> JsonResponse:
         return error(400, "report is nested too deeply to be a node report")
     if (report.cluster, report.node) != (node.cluster.name, node.name):
         return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
-    if cleaned:
+    # Only the machine environment variables the checks need are kept (dashboard.retention).
+    stripped = retention.strip_report(document)
+    if cleaned or stripped:
         # What is stored is what every database accepts: NULs and lone surrogates replaced.
         data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     now = timezone.now()
+    digest = facts_digest(report)
+    seen = {
+        "last_report_at": now,
+        "agent_version": report.agent_version[:32],
+        "dropped_reports": report.dropped_reports,
+    }
+    stored: Report | None = None
     with transaction.atomic():
         # The sequence makes delivery idempotent: an agent retrying a report that did
         # arrive gets a success, and nothing is stored twice. A new agent instance (its
@@ -204,24 +247,26 @@ def receive(request: HttpRequest) -> JsonResponse:
             if not claimed.update(last_sequence=report.sequence, agent_instance=instance):
                 Node.objects.filter(pk=node.pk).update(duplicate_reports=F("duplicate_reports") + 1)
                 return JsonResponse({"status": "duplicate", "sequence": report.sequence}, status=200)
-        stored = Report.objects.create(
-            node=node,
-            received_at=now,
-            collected_at=report.collected_at,
-            sequence=report.sequence,
-            agent_instance=instance,
-            agent_version=report.agent_version[:32],
-            size_bytes=len(data),
-            # A gzip body is kept as it came (it was just inflated once, within limits), unless cleaned.
-            payload=sent if sent is not data and not cleaned else Report.pack(data),
-            queued_at=now,  # cleared if the broker does not take it
-        )
-        Node.objects.filter(pk=node.pk).update(
-            last_report_at=now,
-            agent_version=report.agent_version[:32],
-            dropped_reports=report.dropped_reports,
-        )
-        if token is not None:
+        if digest == node.facts_digest and not brings_log_lines(report):
+            Node.objects.filter(pk=node.pk).update(**seen)
+        else:
+            stored = Report.objects.create(
+                node=node,
+                received_at=now,
+                collected_at=report.collected_at,
+                sequence=report.sequence,
+                agent_instance=instance,
+                agent_version=report.agent_version[:32],
+                size_bytes=len(data),
+                # A gzip body is kept as it came (it was just inflated once, within limits), unless cleaned.
+                payload=sent if sent is not data and not (cleaned or stripped) else Report.pack(data),
+                queued_at=now,  # cleared if the broker does not take it
+            )
+            Node.objects.filter(pk=node.pk).update(**seen, facts_digest=digest)
+            report_id = stored.pk
+            transaction.on_commit(lambda: queue_check(node.pk, report_id))
+        if token is not None and (token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION):
             AgentToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        transaction.on_commit(lambda: queue_diagnosis(stored.pk))
+    if stored is None:
+        return JsonResponse({"status": "unchanged"}, status=200)
     return JsonResponse({"status": "accepted", "report": stored.pk}, status=202)

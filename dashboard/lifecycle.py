@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from dashboard import notify
 from dashboard.models import Finding, Node
 from dashboard.monitoring import FindingEvent
 from diagnostics.model import Severity
@@ -38,7 +39,7 @@ DASHBOARD_CHECKS: dict[str, tuple[Severity, str]] = {
     "node.agent-stale": (Severity.WARNING, "The node's agent has stopped reporting"),
 }
 
-HISTORY_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
+HISTORY_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
 def known_check_ids() -> list[str]:
@@ -76,8 +77,6 @@ def prepare_opened(opened: Sequence[Finding], now: datetime) -> None:
 
 def record_transitions(opened: Sequence[Finding], resolved: Sequence[Finding], now: datetime) -> list[FindingEvent]:
     """Write the events of a run's transitions (any nodes) and queue their notifications (one query each)."""
-    from dashboard import notify
-
     events = [
         FindingEvent(
             finding=f,
@@ -171,8 +170,6 @@ def expire_silences(now: datetime | None = None) -> int:
 
 def _notify_held_back(finding_ids: list[int], now: datetime) -> None:
     """Queue the latest open/reopen event of each finding; channels that already had it are skipped."""
-    from dashboard import notify
-
     if not finding_ids:
         return
     latest = (

@@ -20,8 +20,9 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from channels.layers import get_channel_layer
@@ -88,13 +89,20 @@ def _publish(layer: Any, messages: list[tuple[str, dict[str, Any]]]) -> None:
     asyncio.run_coroutine_threadsafe(send(), _loop()).result(timeout=10)
 
 
-def node_changed(node_id: int, group: str, *, findings_changed: bool) -> None:
-    publish_many(
-        [
-            (group, {"type": "node.changed", "node_id": node_id, "findings_changed": findings_changed}),
-            (FLEET_GROUP, {"type": "fleet.changed", "node_id": node_id}),
-        ]
-    )
+class Announced(Protocol):
+    pk: Any
+
+    @property
+    def group(self) -> str: ...
+
+
+def nodes_changed(nodes: Sequence[Announced]) -> None:
+    """Tell the nodes' pages, and the fleet page once, that what they show changed."""
+    if not nodes:
+        return
+    messages: list[tuple[str, dict[str, Any]]] = [(n.group, {"type": "node.changed", "node_id": n.pk}) for n in nodes]
+    messages.append((FLEET_GROUP, {"type": "fleet.changed", "node_id": nodes[-1].pk}))
+    publish_many(messages)
 
 
 def run_progress(node_id: int, group: str, run_id: int, finding: dict[str, Any] | None = None) -> None:

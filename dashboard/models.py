@@ -10,13 +10,15 @@ import gzip
 import hashlib
 import json
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from diagnostics.model import Evidence, FixStep, Severity, Status, fix_steps
 from diagnostics.model import Finding as EngineFinding
@@ -66,9 +68,11 @@ class Node(models.Model):
     # instance (and its sequence again at 1), which is accepted whatever its numbers.
     agent_instance = models.CharField(max_length=64, blank=True, default="")
     duplicate_reports = models.PositiveIntegerField(default=0)  # retries of reports already stored
-    last_diagnosed_report_id = models.BigIntegerField(default=0)
+    last_diagnosed_report_id = models.BigIntegerField(default=0)  # reports up to this one are checked
+    # What the last stored report said, probes, files and connectivity tests (``ingest.facts_digest``):
+    # a report that says the same and brings no log line is only recorded.
+    facts_digest = models.CharField(max_length=64, blank=True, default="")
     dropped_reports = models.PositiveIntegerField(default=0)
-    version = models.PositiveIntegerField(default=0)  # bumped on every change shown live
     # From the cluster source: the API lists this node; or it did, until api_removed_at.
     in_api = models.BooleanField(default=False)
     api_removed_at = models.DateTimeField(null=True, blank=True)
@@ -95,6 +99,36 @@ class Node(models.Model):
     @property
     def has_agent(self) -> bool:
         return self.last_report_at is not None
+
+
+@cache
+def _token_query() -> str:
+    """``AgentToken.authenticate``'s query, with the tables' and columns' names as the models define them."""
+    q = connection.ops.quote_name
+
+    def column(model: type[models.Model], name: str) -> str:
+        field = model._meta.get_field(name)
+        assert isinstance(field, models.Field)
+        return f"{q(model._meta.db_table)}.{q(str(field.column))}"
+
+    token, node, cluster = AgentToken, Node, Cluster
+    return (
+        f"SELECT {column(token, 'id')}, {column(token, 'last_used_at')}, {column(node, 'id')}, "
+        f"{column(node, 'name')}, {column(node, 'facts_digest')}, {column(cluster, 'id')}, {column(cluster, 'name')} "
+        f"FROM {q(token._meta.db_table)} "
+        f"JOIN {q(node._meta.db_table)} ON {column(node, 'id')} = {column(token, 'node')} "
+        f"JOIN {q(cluster._meta.db_table)} ON {column(cluster, 'id')} = {column(node, 'cluster')} "
+        f"WHERE {column(token, 'token_hash')} = %s AND {column(token, 'revoked_at')} IS NULL"
+    )
+
+
+def _aware(value: Any) -> datetime | None:
+    """A datetime column read in SQL: SQLite gives its text, PostgreSQL a datetime."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if isinstance(value, datetime) and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 def hash_token(raw: str) -> str:
@@ -130,13 +164,25 @@ class AgentToken(models.Model):
 
     @classmethod
     def authenticate(cls, raw: str) -> AgentToken | None:
+        """The active token ``raw``, with its node (name, digest; other fields load on use) and cluster.
+
+        One query, written in SQL: it runs for every report, and building it with the ORM
+        costs several times what the indexed query itself does.
+        """
         if not raw.startswith(cls.PREFIX):
             return None
-        return (
-            cls.objects.select_related("node__cluster")
-            .filter(token_hash=hash_token(raw), revoked_at__isnull=True)
-            .first()
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(_token_query(), [hash_token(raw)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        token_id, last_used_at, node_id, node_name, digest, cluster_id, cluster_name = row
+        db = connection.alias
+        token = cls.from_db(db, ["id", "node_id", "last_used_at"], [token_id, node_id, _aware(last_used_at)])
+        node = Node.from_db(db, ["id", "cluster_id", "name", "facts_digest"], [node_id, cluster_id, node_name, digest])
+        node.cluster = Cluster.from_db(db, ["id", "name"], [cluster_id, cluster_name])
+        token.node = node
+        return token
 
     @property
     def active(self) -> bool:

@@ -11,12 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import lifecycle, live, notify, schedules, tasks
+from dashboard import charts, lifecycle, live, notify, queue, schedules
 from dashboard.forms import AcknowledgeForm, ChannelForm, ScheduleForm, SilenceForm
 from dashboard.http import AuthedRequest
 from dashboard.models import Cluster, Finding
 from dashboard.monitoring import Delivery, NotificationChannel, Schedule, ScheduleRun
 from dashboard.roles import is_operator, operator_required
+from diagnostics.model import Severity
 
 # -- schedules ----------------------------------------------------------------
 
@@ -95,7 +96,7 @@ def schedule_toggle(request: AuthedRequest, pk: int) -> HttpResponse:
 @require_POST
 def schedule_run(request: AuthedRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(Schedule, pk=pk)
-    tasks.run_schedule.delay(schedule.pk, ScheduleRun.TRIGGER_MANUAL)
+    queue.send(queue.RUN_SCHEDULE, schedule.pk, ScheduleRun.TRIGGER_MANUAL)
     messages.info(request, f"Schedule {schedule.name!r} started; its run appears below.")
     return redirect("schedule", schedule.pk)
 
@@ -120,18 +121,24 @@ def history(request: AuthedRequest) -> HttpResponse:
     cluster = request.GET.get("cluster", "").strip()[:63]
     context = {
         **lifecycle.fleet_history(window, cluster=cluster),
+        "open_chart": charts.open_by_severity(window, cluster=cluster),
+        "flow_chart": charts.opened_resolved(window, cluster=cluster),
+        "resolve_times": charts.time_to_resolve(window, cluster=cluster),
+        "severities": Severity.ordered(),
         "window": window,
         "windows": list(lifecycle.HISTORY_WINDOWS),
         "cluster": cluster,
         "clusters": list(Cluster.objects.values_list("name", flat=True)),
     }
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "dashboard/history.html#history-charts", context)
     return render(request, "dashboard/history.html", context)
 
 
 def _finding_done(request: AuthedRequest, finding: Finding, error: str = "", success: str = "") -> HttpResponse:
     """After an action on a finding: the node page for a plain form; for htmx, a status (the page updates live)."""
     if not error:
-        live.node_changed(finding.node.pk, finding.node.group, findings_changed=True)
+        live.nodes_changed([finding.node])
     if request.htmx:
         return HttpResponse(error, status=400 if error else 204, content_type="text/plain; charset=utf-8")
     if error:

@@ -9,12 +9,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard import agents, lifecycle, nodetests
+from dashboard import agents, charts, lifecycle, nodetests
 from dashboard.cluster.pages import node_pods
 from dashboard.models import DiagnosisRun, Finding, Node, Report
 from dashboard.roles import is_operator
+from dashboard.snapshots import stored_snapshot
 from diagnostics.model import Severity, Status
-from diagnostics.report import ReportError, parse_report, snapshot_from_report
 
 SEVERITY_RANK = {s.slug: s.rank for s in Severity}
 
@@ -35,12 +35,12 @@ def split_findings(rows: list[Finding]) -> dict[str, list[Finding]]:
 @lru_cache(maxsize=256)
 def _facts_of_report(report_id: int) -> list[tuple[str, str]]:
     """Readable facts from one report (cached: reports never change)."""
-    report = Report.objects.filter(pk=report_id).first()
+    report = Report.objects.select_related("node__cluster").filter(pk=report_id).first()
     if report is None:
         return []
-    try:
-        snap = snapshot_from_report(parse_report(report.document()))
-    except (ReportError, ValueError):
+    # The report's own facts: the node's snapshot without its API half (``snapshots``, the one builder).
+    snap = stored_snapshot(report.node, api=False)
+    if snap is None:
         return [("Report", "could not be read")]
     facts: list[tuple[str, str]] = []
     if snap.os is not None:
@@ -143,7 +143,7 @@ def remove(node: Node) -> None:
         node_id = node.pk
         node.delete()
     live.publish_many([(live.FLEET_GROUP, {"type": "fleet.changed", "node_id": node_id})])
-    live.publish_many([(group, {"type": "node.changed", "node_id": node_id, "findings_changed": True})])
+    live.publish_many([(group, {"type": "node.changed", "node_id": node_id})])
 
 
 def run_basis(run: DiagnosisRun | None) -> dict[str, Any] | None:
@@ -197,6 +197,7 @@ def node_context(node: Node, user: Any) -> dict[str, Any]:
         "facts": _facts_of_report(recent[0].pk) if recent else [],
         "run": run,
         "run_basis": run_basis(run),
+        "node_chart": charts.node_timeline(node),
         "tokens": tokens if operator else [],
         "active_tokens": sum(1 for t in tokens if t.active),
         "is_operator": operator,

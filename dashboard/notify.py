@@ -28,6 +28,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard import queue
 from dashboard.models import Finding
 from dashboard.monitoring import Delivery, FindingEvent, NotificationChannel
 from diagnostics.model import Severity, Status
@@ -87,10 +88,8 @@ def _notifiable(finding: Finding, now: datetime) -> bool:
 
 
 def _send_soon(ids: list[int]) -> None:
-    from dashboard import tasks
-
     try:
-        tasks.deliver_notifications.delay(ids)
+        queue.send(queue.DELIVER_NOTIFICATIONS, ids)
     except Exception:  # the broker is down: the periodic sweep sends them later
         log.warning("could not queue the sending of %d notification(s); the next sweep will", len(ids))
 

@@ -9,8 +9,9 @@ A run (``run_schedule``), in order:
 3. Ask every connected agent of the target nodes for fresh data (``collect-now``) and wait
    up to ``WND_SCHEDULE_COLLECT_WAIT`` seconds for their reports.
 4. Run the checks on each node's latest report, in chunks. The checks run outside any
-   transaction; each chunk's findings are then written in one transaction, so a worker
-   killed mid-run leaves every node either fully updated or untouched.
+   transaction; each chunk's findings are then stored in one transaction
+   (``diagnosis.store_findings``), so a worker killed mid-run leaves every node either fully
+   updated or untouched.
 5. Finish the run (duration, counts, outcome) and release the schedule.
 """
 
@@ -31,20 +32,18 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from dashboard import live
+from dashboard import live, queue
 from dashboard.cluster.models import ApiObject
-from dashboard.cluster.snapshot import ClusterContext, api_base_snapshot
-from dashboard.diagnosis import Changes, reconcile, refresh_summary
-from dashboard.models import LogTail, Node, Report
+from dashboard.diagnosis import store_findings
+from dashboard.models import Node, Report
 from dashboard.monitoring import Schedule, ScheduleRun
 from dashboard.selectors import parse_selector
-from diagnostics.model import Finding as EngineFinding
+from dashboard.snapshots import stored_snapshots
 from diagnostics.registry import all_checks, run_iter
-from diagnostics.report import ReportError, parse_report, snapshot_from_report
 
 log = logging.getLogger(__name__)
 
-RUN_TASK = "dashboard.run_schedule"
+RUN_TASK = queue.RUN_SCHEDULE
 MAINTENANCE_TASK = "dashboard.maintenance"
 MAINTENANCE_NAME = "wnd maintenance"
 MAINTENANCE_EVERY = 30  # seconds: stale agents, silence expiry, notification retries, run recovery
@@ -52,7 +51,6 @@ DEFAULT_NAME = "Every Windows node, all checks"
 DEFAULT_EVERY = 15 * 60
 CHUNK = 100
 RUNS_KEPT = 200
-SUMMARY_FIELDS = ["health", "health_rank", "critical_count", "warning_count", "info_count", "unknown_count"]
 
 
 # -- what a schedule covers ---------------------------------------------------
@@ -244,9 +242,8 @@ def _execute(schedule: Schedule, run: ScheduleRun) -> None:
     run.save(update_fields=["nodes_total"])
     _collect_fresh(schedule, run, node_ids)
     tally = Tally()
-    contexts: dict[int, ClusterContext] = {}  # the API's view of each cluster, loaded once per run
     for start in range(0, len(node_ids), CHUNK):
-        _run_chunk(node_ids[start : start + CHUNK], only, tally, contexts)
+        _run_chunk(node_ids[start : start + CHUNK], only, tally)
         run.nodes_done, run.heartbeat_at = tally.done + tally.no_report, timezone.now()
         ScheduleRun.objects.filter(pk=run.pk).update(nodes_done=run.nodes_done, heartbeat_at=run.heartbeat_at)
     run.nodes_failed, run.findings_opened, run.findings_resolved = tally.failed, tally.opened, tally.resolved
@@ -295,77 +292,43 @@ def _collect_fresh(schedule: Schedule, run: ScheduleRun, node_ids: list[int]) ->
     run.save(update_fields=["nodes_asked", "nodes_fresh"])
 
 
-def _run_chunk(node_ids: list[int], only: set[str], tally: Tally, contexts: dict[int, ClusterContext]) -> None:
-    """Check a chunk of nodes on their latest reports, then write all their findings in one transaction.
+def _run_chunk(node_ids: list[int], only: set[str], tally: Tally) -> None:
+    """Check a chunk of nodes on their latest reports, then store all their findings together.
 
-    A constant number of queries per chunk to read, and per node to write.
+    The snapshots come from the one builder (``snapshots.stored_snapshots``: kept log matches,
+    no rescanning), the findings go through the one store (``diagnosis.store_findings``): a
+    constant number of queries per chunk.
     """
-    nodes = Node.objects.select_related("cluster").in_bulk(node_ids)
-    latest = dict(
-        Report.objects.filter(node_id__in=node_ids)
-        .values("node_id")
-        .annotate(last=Max("id"))
-        .values_list("node_id", "last")
-    )
-    reports = {r.pk: r for r in Report.objects.filter(pk__in=list(latest.values()))}
-    tails: dict[int, dict[str, tuple[str, str]]] = {}
-    for tail in LogTail.objects.filter(node_id__in=node_ids).only("node_id", "kind", "path", "text"):
-        tails.setdefault(tail.node_id, {})[tail.kind] = (tail.path, tail.text)
-    results: list[tuple[int, int, list[EngineFinding]]] = []
-    for node_id in node_ids:
-        node, report = nodes.get(node_id), reports.get(latest.get(node_id, 0))
-        if node is None or report is None:
-            tally.no_report += 1  # a node known only from the API: the cluster source checks it
-            continue
-        if node.cluster_id not in contexts:
-            contexts[node.cluster_id] = ClusterContext.load(node.cluster_id, node.cluster.name)
-        try:
-            base = api_base_snapshot(node, contexts[node.cluster_id])
-            snap = snapshot_from_report(parse_report(report.document()), log_texts=tails.get(node_id, {}), base=base)
-        except (ReportError, ValueError, OSError):
-            log.warning("report %s of node %s cannot be read", report.pk, node)
+    nodes = list(Node.objects.select_related("cluster").filter(pk__in=node_ids, last_report_at__isnull=False))
+    tally.no_report += len(node_ids) - len(nodes)  # nodes known only from the API: the cluster source checks them
+    with_report = set(Report.objects.filter(node__in=nodes).values_list("node_id", flat=True).distinct())
+    tally.no_report += sum(1 for n in nodes if n.pk not in with_report)
+    nodes = [n for n in nodes if n.pk in with_report]
+    snaps = stored_snapshots(nodes, checks=only)
+    checked = {n.pk: n.last_diagnosed_report_id for n in nodes}
+    runs = []
+    for node in nodes:
+        snap = snaps.get(node.pk)
+        if snap is None:
+            log.warning("the latest report of node %s cannot be read", node)
             tally.failed += 1
             continue
-        results.append((node_id, report.pk, list(run_iter(snap, only))))
-    if not results:
+        runs.append((node, list(run_iter(snap, only))))
+    if not runs:
         return
-    changed: list[Node] = []
     with transaction.atomic():
-        locked = Node.objects.select_for_update(of=("self",)).select_related("cluster").in_bulk([r[0] for r in results])
-        for node_id, report_id, findings in results:
-            node = locked[node_id]
-            tally.done += 1
-            if node.last_diagnosed_report_id > report_id:
-                continue  # a newer report was diagnosed meanwhile: its findings are fresher
-            changes = reconcile(node, findings, only)
-            _save_summary(node, changes)
-            tally.opened += len(changes.opened)
-            tally.resolved += len(changes.resolved)
-            if changes.any:
-                changed.append(node)
-        if changed:
-            transaction.on_commit(lambda: _publish(changed))
-
-
-def _save_summary(node: Node, changes: Changes) -> None:
-    refresh_summary(node, changes.open)
-    fields = [*SUMMARY_FIELDS, "open_checks"]
-    if changes.any:
-        node.version += 1
-        fields.append("version")
-    node.save(update_fields=fields)
-
-
-def _publish(nodes: list[Node]) -> None:
-    """One batch of live events for the nodes a chunk changed (and one for the fleet)."""
-    messages: list[tuple[str, dict[str, Any]]] = [
-        (n.group, {"type": "node.changed", "node_id": n.pk, "findings_changed": True}) for n in nodes
-    ]
-    messages.append((live.FLEET_GROUP, {"type": "fleet.changed", "node_id": nodes[-1].pk}))
-    try:
-        live.publish_many(messages)
-    except Exception:  # pages catch up on their next change; the run's work is stored
-        log.warning("could not publish %d node change(s)", len(nodes), exc_info=True)
+        # A report checked meanwhile brought fresher findings than these: its node is left as it is.
+        now_checked = dict(
+            Node.objects.select_for_update(of=("self",))
+            .filter(pk__in=[n.pk for n, _ in runs])
+            .order_by("pk")
+            .values_list("pk", "last_diagnosed_report_id")
+        )
+        tally.done += len(runs)
+        runs = [(n, found) for n, found in runs if now_checked.get(n.pk, 0) <= checked[n.pk]]
+        changes = store_findings(runs, only)
+    tally.opened += sum(len(c.opened) for c in changes.values())
+    tally.resolved += sum(len(c.resolved) for c in changes.values())
 
 
 def _prune_runs(schedule: Schedule) -> None:

@@ -7,20 +7,26 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
 from dashboard.bundlestore import storage_config
-from dashboard.env import env_bool, env_int, env_list, env_secret, env_str
+from dashboard.env import env_bool, env_int, env_list, env_secret, env_str, production_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("WND_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# Embedded mode runs with a development key; production (WND_PRODUCTION=1) must set one.
-_dev_key = None if env_bool("WND_PRODUCTION", False) else "insecure-embedded-mode-key-change-me"
-SECRET_KEY = env_secret("DJANGO_SECRET_KEY", _dev_key)
+# Embedded mode runs with a development key; production (WND_PRODUCTION=1) must set a long random
+# one: a published key (the placeholder of .env.example, Django's "django-insecure-") or a short one is refused.
+WND_PRODUCTION = env_bool("WND_PRODUCTION", False)
+SECRET_KEY = (
+    production_secret_key("DJANGO_SECRET_KEY")
+    if WND_PRODUCTION
+    else env_secret("DJANGO_SECRET_KEY", "") or "insecure-embedded-mode-key-change-me"
+)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -40,6 +46,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "axes",
+    "mozilla_django_oidc",
     "dashboard",
 ]
 
@@ -54,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -78,7 +88,8 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_secret("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        # Empty (as .env.example ships it) means the default, like unset; or DATABASE_URL_FILE.
+        env_secret("DATABASE_URL", "") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
     )
 }
@@ -163,6 +174,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 WND_REQUEUE_AFTER = env_int("WND_REQUEUE_AFTER", 600, minimum=1)
 WND_LEASE_SECONDS = env_int("WND_LEASE_SECONDS", 300, minimum=1)
 
+# Seconds a request body may stall (no byte arriving) before the request is answered 408 and closed.
+WND_BODY_IDLE_TIMEOUT = env_int("WND_BODY_IDLE_TIMEOUT", 30, minimum=1)
+
 # Ingest limits (bytes): the compressed body, and what it may inflate to.
 WND_MAX_REPORT_BYTES = env_int("WND_MAX_REPORT_BYTES", 5 * 1024 * 1024, minimum=1024)
 WND_MAX_REPORT_INFLATED_BYTES = env_int("WND_MAX_REPORT_INFLATED_BYTES", 20 * 1024 * 1024, minimum=1024)
@@ -200,6 +214,11 @@ WND_ISSUE_TEMPLATE = env_str("WND_ISSUE_TEMPLATE", "bug-report.yaml")
 WND_BUNDLE_LOGS_WAIT = env_int("WND_BUNDLE_LOGS_WAIT", 20, minimum=0)
 # The Diagnose page: largest bundle an upload may carry (bytes); it is analyzed, then deleted.
 WND_MAX_UPLOAD_BYTES = env_int("WND_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimum=1024)
+# Its analysis runs in a child process: address space (MiB), seconds, and analyses at once per user.
+WND_DIAGNOSE_MEMORY_MB = env_int("WND_DIAGNOSE_MEMORY_MB", 1024, minimum=128)
+WND_DIAGNOSE_TIMEOUT = env_int("WND_DIAGNOSE_TIMEOUT", 60, minimum=5)
+WND_DIAGNOSE_PER_USER = env_int("WND_DIAGNOSE_PER_USER", 1, minimum=1)
+WND_DIAGNOSE_CONCURRENCY = env_int("WND_DIAGNOSE_CONCURRENCY", 2, minimum=1)
 
 # Scheduled checks (dashboard.schedules): how long a run waits for the agents' fresh reports,
 # and after how long without a heartbeat a run is taken for dead and its schedule released.
@@ -232,6 +251,49 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+# Behind a TLS-terminating proxy or ingress (the documented deployments): trust its X-Forwarded-Proto,
+# redirect plain HTTP to HTTPS (the probes excepted: kubelet asks them over HTTP) and send HSTS.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False) else None
+)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+
+# Sign-in: local accounts, throttled by django-axes (a user name and address pair is locked out for
+# WND_LOGIN_COOLOFF_MINUTES after WND_LOGIN_FAILURE_LIMIT failures), and optionally OpenID Connect.
+AXES_FAILURE_LIMIT = env_int("WND_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("WND_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# OpenID Connect (Entra ID, Okta, Keycloak...): on when WND_OIDC_CLIENT_ID is set. The provider's
+# group claim decides the role at each sign-in (dashboard.oidc).
+WND_OIDC_ENABLED = bool(env_str("WND_OIDC_CLIENT_ID", ""))
+OIDC_RP_CLIENT_ID = env_str("WND_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env_secret("WND_OIDC_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("WND_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env_str("WND_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = env_str("WND_OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env_str("WND_OIDC_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = env_str("WND_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("WND_OIDC_SCOPES", "openid email profile")
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = env_int("WND_OIDC_TIMEOUT", 10, minimum=1)
+WND_OIDC_LABEL = env_str("WND_OIDC_LABEL", "Sign in with single sign-on")
+WND_OIDC_GROUPS_CLAIM = env_str("WND_OIDC_GROUPS_CLAIM", "groups")
+WND_OIDC_OPERATOR_GROUPS = env_list("WND_OIDC_OPERATOR_GROUPS", [])
+WND_OIDC_VIEWER_GROUPS = env_list("WND_OIDC_VIEWER_GROUPS", [])
+if WND_OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("dashboard.oidc.RoleMappingBackend")
 
 LOGGING = {
     "version": 1,

@@ -12,11 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from dashboard import live
-from dashboard.diagnosis import reconcile, refresh_summary
+from dashboard.diagnosis import store_findings
 from dashboard.lifecycle import DASHBOARD_CHECKS
 from dashboard.models import Node
 from diagnostics.model import Evidence, Finding, Status
@@ -50,23 +48,17 @@ def stale_finding(node: Node, now: datetime) -> Finding:
 
 
 def check_stale_agents(now: datetime | None = None) -> tuple[int, int]:
-    """Open the finding on nodes gone quiet, resolve it on nodes heard from again; return (opened, resolved)."""
+    """Open the finding on nodes gone quiet, resolve it on nodes heard from again; return (opened, resolved).
+
+    Both sets are stored together (``diagnosis.store_findings``): a constant number of queries.
+    """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.WND_AGENT_STALE_AFTER)
     flagged = Node.objects.filter(findings__check_id=STALE_CHECK, findings__resolved_at__isnull=True)
-    quiet = Node.objects.filter(last_report_at__lt=cutoff).exclude(pk__in=flagged.values("pk"))
-    back = flagged.filter(last_report_at__gte=cutoff)
-    opened = sum(_store(pk, now, stale=True) for pk in quiet.values_list("pk", flat=True))
-    resolved = sum(_store(pk, now, stale=False) for pk in back.values_list("pk", flat=True))
-    return opened, resolved
-
-
-def _store(node_id: int, now: datetime, *, stale: bool) -> bool:
-    with transaction.atomic():
-        node = Node.objects.select_for_update(of=("self",)).select_related("cluster").get(pk=node_id)
-        changes = reconcile(node, [stale_finding(node, now)] if stale else [], {STALE_CHECK})
-        refresh_summary(node, changes.open)
-        node.version += 1
-        node.save()
-    live.node_changed(node.pk, node.group, findings_changed=True)
-    return changes.any
+    quiet = list(
+        Node.objects.select_related("cluster").filter(last_report_at__lt=cutoff).exclude(pk__in=flagged.values("pk"))
+    )
+    back = list(flagged.select_related("cluster").filter(last_report_at__gte=cutoff).distinct())
+    runs = [(node, [stale_finding(node, now)]) for node in quiet] + [(node, []) for node in back]
+    changes = store_findings(runs, {STALE_CHECK})
+    return sum(len(c.opened) for c in changes.values()), sum(len(c.resolved) for c in changes.values())

@@ -1,4 +1,7 @@
-"""Celery tasks: thin wrappers around plain, idempotent functions tested on their own."""
+"""Celery tasks: thin wrappers around plain, idempotent functions tested on their own.
+
+Domain code sends them by name (``dashboard.queue``) and never imports this module.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ from celery import shared_task
 from dashboard import bundles, delivery, diagnosis, housekeeping, notify, schedules
 
 
-@shared_task(name="dashboard.diagnose_report")
-def diagnose_report(report_id: int) -> bool:
-    return diagnosis.diagnose_report(report_id)
+@shared_task(name="dashboard.check_node")
+def check_node(node_id: int) -> bool:
+    return diagnosis.check_node(node_id)
 
 
 @shared_task(name="dashboard.run_now")

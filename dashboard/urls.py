@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import bundleviews, diagnose_views, ingest, metrics, monitor_views, views
+from dashboard import bundleviews, diagnose_views, ingest, metrics, monitor_views, oidc, signin, views
 from dashboard.cluster import views as cluster_views
 
 urlpatterns = [
@@ -49,7 +49,9 @@ urlpatterns = [
     path("api/v1/reports", ingest.post_report, name="api-reports"),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", signin.LoginView.as_view(), name="login"),
+    path("oidc/authenticate/", oidc.authenticate, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.callback, name="oidc_authentication_callback"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

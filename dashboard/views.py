@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from agent.protocol import RequestError
-from dashboard import agents, tasks
+from dashboard import agents, queue
 from dashboard.agents import send_request
 from dashboard.fleet import FleetQuery, fleet_context
 from dashboard.http import AuthedRequest
@@ -87,7 +87,7 @@ def node(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
 def run_diagnostics(request: AuthedRequest, cluster: str, name: str) -> HttpResponse:
     target = _node(cluster, name)
     run = DiagnosisRun.objects.create(node=target, trigger=DiagnosisRun.TRIGGER_MANUAL, requested_by=request.user)
-    tasks.run_now.delay(run.pk)
+    queue.send(queue.RUN_NOW, run.pk)
     if request.htmx:
         return render(request, "dashboard/node.html#run-progress", {"node": target, "run": run, "is_operator": True})
     messages.info(request, "Diagnostics started.")

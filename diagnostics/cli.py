@@ -223,6 +223,13 @@ def _effects(f: Finding, fails: list[Finding]) -> list[Finding]:
     return [e for e in fails if e.caused_by == f.check and e.node == f.node and e is not f]
 
 
+def _all_effects(f: Finding, fails: list[Finding]) -> list[Finding]:
+    found: list[Finding] = []
+    for effect in _effects(f, fails):
+        found += [effect, *_all_effects(effect, fails)]
+    return found
+
+
 def _text_finding(f: Finding, s: _Style, fails: list[Finding] | None = None) -> list[str]:
     mark = {Severity.CRITICAL: "✗", Severity.WARNING: "!", Severity.INFO: "i"}[f.severity]
     lines = [
@@ -289,7 +296,11 @@ def render_markdown(diagnosis: Diagnosis) -> str:
         if not group:
             continue
         out += [f"### {sev.label} ({len(group)})", ""]
-        for f in group:
+        ordered: list[Finding] = []
+        for f in group:  # each root cause, then what it causes (whatever their severity)
+            if not _has_cause(f, fails):
+                ordered += [g for g, _depth in causes_first([f, *_all_effects(f, fails)])]
+        for f in ordered:
             subject = f" ({_md(f.subject)})" if f.subject else ""
             out += [f"#### {_md(f.title)}", "", f"{_code(f.check)} on node {_code(f.node)}{subject}", ""]
             if f.caused_by:

@@ -296,7 +296,7 @@ class _Scanner:
                 pos = low.find(needle, end)
         for match in FATAL_RE.finditer(block):
             before = block[match.start() - 1 : match.start()]
-            if before.isalnum() or before in "._":
+            if before and (before.isalnum() or before in "._"):
                 continue
             candidates.setdefault(block.rfind("\n", 0, match.start()) + 1, []).append(_FATAL)
         line_no = self.lines_before + 1

@@ -10,6 +10,10 @@ timed out or was cut (``NodeSnapshot.incomplete``) the check is not run and
 says ``unknown`` with the reason, never ``fail``. ``plugins`` names the network
 plugins a check is about (``flannel``); on a node known to run another one
 (Calico, Azure CNI) the check does not run at all.
+
+Each check also declares what it ``reads`` (``READS``): the dashboard re-runs, after a
+change on one side (a report, the API's Node object, the other Windows nodes, services),
+exactly the checks that read that side, and builds only the parts of the snapshot they read.
 """
 
 from __future__ import annotations
@@ -28,6 +32,20 @@ log = logging.getLogger(__name__)
 
 CheckFunc = Callable[[NodeSnapshot], Iterable[Fail | Unknown]]
 
+# What a check may read, by where it comes from:
+READS: dict[str, str] = {
+    "agent": "the node's own report: probes, files, logs, connectivity tests",
+    "node": "the node's Node object from the API",
+    "workloads": "the pods bound to the node and the events about them",
+    "peers": "the other Windows nodes of the cluster",
+    "services": "the cluster's Services and EndpointSlices",
+    "server": "the API server's version and the cluster's CIDRs",
+}
+# A check that declares nothing reads the node's own data (its report, its Node object,
+# its pods); the checks of the ``workload`` area judge pods only.
+DEFAULT_READS = frozenset({"agent", "node", "workloads"})
+AREA_READS = {"workload": frozenset({"workloads"})}
+
 
 @dataclass(frozen=True)
 class CheckSpec:
@@ -38,6 +56,7 @@ class CheckSpec:
     func: CheckFunc
     probes: tuple[str, ...] = ()  # probe ids whose output the verdict rests on
     plugins: tuple[str, ...] = ()  # network plugins the check is about; empty: any
+    reads: frozenset[str] = DEFAULT_READS
 
     @property
     def area(self) -> str:
@@ -58,13 +77,23 @@ def check(
     docs: str = DOCS_BASE,
     probes: tuple[str, ...] = (),
     plugins: tuple[str, ...] = (),
+    reads: Iterable[str] | None = None,
 ) -> Callable[[CheckFunc], CheckFunc]:
-    """Register a check function under a stable id from spec/CHECKS.md (see the module docstring)."""
+    """Register a check function under a stable id from spec/CHECKS.md (see the module docstring).
+
+    ``reads`` names the parts of the snapshot the check reads (keys of ``READS``); by default
+    the node's own data (``DEFAULT_READS``, or ``AREA_READS`` of its area).
+    """
+    area = check_id.split(".", 1)[0]
+    declared = frozenset(reads) if reads is not None else AREA_READS.get(area, DEFAULT_READS)
+    unknown = sorted(declared - READS.keys())
+    if unknown:
+        raise ValueError(f"check {check_id!r} reads unknown parts {unknown}: use {sorted(READS)}")
 
     def register(func: CheckFunc) -> CheckFunc:
         if check_id in REGISTRY:
             raise ValueError(f"check id {check_id!r} registered twice")
-        REGISTRY[check_id] = CheckSpec(check_id, severity, title, docs, func, probes, plugins)
+        REGISTRY[check_id] = CheckSpec(check_id, severity, title, docs, func, probes, plugins, declared)
         return func
 
     return register
@@ -74,6 +103,19 @@ def all_checks() -> dict[str, CheckSpec]:
     """The registry with every area module imported."""
     importlib.import_module("diagnostics.checks")
     return REGISTRY
+
+
+def checks_reading(*parts: str) -> tuple[str, ...]:
+    """Ids of the checks that read any of ``parts`` (keys of ``READS``), sorted: what a change there re-runs."""
+    wanted = set(parts)
+    return tuple(sorted(cid for cid, spec in all_checks().items() if spec.reads & wanted))
+
+
+def reads_of(check_ids: Iterable[str] | None) -> frozenset[str]:
+    """Everything the given checks (all when None) read together."""
+    specs = all_checks()
+    chosen = specs.values() if check_ids is None else [specs[c] for c in check_ids if c in specs]
+    return frozenset().union(*(spec.reads for spec in chosen))
 
 
 def _stamp(spec: CheckSpec, snap: NodeSnapshot, status: Status, summary: str, **fields: Any) -> Finding:

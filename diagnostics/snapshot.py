@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -90,6 +90,38 @@ class ClusterView:
     endpoint_slices: tuple[dict[str, Any], ...] = ()  # API EndpointSlice objects
     peers: tuple[PeerSummary, ...] = ()
     source: str = ""
+    # How many Windows nodes have each value of each peer fact, this node included when it is
+    # among them (its own summary is ``own``): shared by every node of a cluster, so that comparing
+    # a node with its peers costs the number of facts, not of peers. None: count ``peers``.
+    peer_counts: Mapping[str, Mapping[str, int]] | None = None
+    own: PeerSummary | None = None
+
+    def peers_agree_on(self, key: str) -> tuple[str, int] | None:
+        """(the value, how many peers) when every peer that has fact ``key`` has the same value; else None.
+
+        Costs the number of distinct values (at most three looked at), not the number of peers.
+        """
+        counts = self.peer_counts if self.peer_counts is not None else count_peer_facts(self.peers)
+        values = counts.get(key) or {}
+        if len(values) > 2:  # removing this node's own value leaves at least two
+            return None
+        own = self.own.facts.get(key) if self.own is not None and self.peer_counts is not None else None
+        left = {v: n - (v == own) for v, n in values.items() if n - (v == own) > 0}
+        if len(left) != 1:
+            return None
+        [(value, n)] = left.items()
+        return value, n
+
+
+def count_peer_facts(peers: Iterable[PeerSummary]) -> dict[str, dict[str, int]]:
+    """Fact -> value -> how many of ``peers`` have it."""
+    counts: dict[str, dict[str, int]] = {}
+    for peer in peers:
+        for key, value in peer.facts.items():
+            if value:
+                per_key = counts.setdefault(key, {})
+                per_key[value] = per_key.get(value, 0) + 1
+    return counts
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Diagnosis when the API side changes: nodes (with or without an agent) and workloads.
+"""Checks re-run when the API side changes: nodes (with or without an agent) and workloads.
 
-Plain, idempotent functions: the watcher calls them for what a change affects,
-and tests and the bench call them directly. The storing of findings is
-``findings.reconcile_many`` (``diagnosis.reconcile`` for many nodes) and ``refresh_summary``,
-shared with report diagnosis.
+Plain, idempotent functions: the watcher calls them for what a change affects, and tests and
+the bench call them directly. Which checks a change re-runs follows from what each check
+reads (``diagnostics.registry.checks_reading``); the snapshots come from the one builder
+(``snapshots.stored_snapshots``) and the findings go to the one store (``diagnosis.store_findings``).
 """
 
 from __future__ import annotations
@@ -13,57 +13,38 @@ from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from dashboard import live
-from dashboard.cluster.findings import reconcile_many
 from dashboard.cluster.models import ApiObject, WorkloadFinding
-from dashboard.cluster.snapshot import ClusterContext, api_base_snapshots, api_source
-from dashboard.diagnosis import refresh_summary, snapshot_for
+from dashboard.cluster.snapshot import api_source
+from dashboard.diagnosis import store_findings
 from dashboard.models import Cluster, Finding, Node
+from dashboard.snapshots import stored_snapshots
 from diagnostics.model import Finding as EngineFinding
 from diagnostics.model import Status
-from diagnostics.registry import all_checks, run_iter
-from diagnostics.report import ReportError
+from diagnostics.registry import all_checks, checks_reading, run_iter
 from diagnostics.snapshot import Fact, NodeSnapshot
 
 log = logging.getLogger(__name__)
 
-# Checks that compare a node with the rest of the cluster: re-run on every Windows node
-# when services, endpoint slices or another node's versions change.
-# Those comparing the node's HNS state (agent data) with services and endpoint slices,
-ENDPOINT_CHECKS = ("hns.stale-remote-endpoints", "hns.lb-policy-missing")
-# and those comparing it with the other Windows nodes and the API server.
-PEER_CHECKS = ("node.version-skew", "node.config-drift")
-CLUSTER_WIDE_CHECKS = ENDPOINT_CHECKS + PEER_CHECKS
-# Checks that read neither the pods nor the events of a node (the Node object, agent data and the
-# cluster view only): re-running only these skips reading every pod, the bulk of the API objects.
-WITHOUT_WORKLOADS = frozenset(PEER_CHECKS)
+# What a change on the API side re-runs on every Windows node, from what the checks read:
+# a Service or an EndpointSlice changed,
+ENDPOINT_CHECKS = checks_reading("services")
+# another Windows node or the API server's version changed.
+PEER_CHECKS = checks_reading("peers", "server")
 # Nodes whose findings are stored in one transaction: few queries, short locks.
 STORE_BATCH = 200
 
 
 @cache
 def workload_checks() -> tuple[str, ...]:
-    """Ids of the checks that judge one pod or controller on its own."""
-    return tuple(sorted(c for c in all_checks() if c.startswith("workload.") or c == "dns.clusterfirstwithhostnet"))
+    """Ids of the checks that judge one pod or controller on its own (they read the workloads only)."""
+    return tuple(sorted(cid for cid, spec in all_checks().items() if spec.reads == {"workloads"}))
 
 
-def node_snapshot(node: Node, base: NodeSnapshot | None) -> NodeSnapshot | None:
-    """The node's snapshot: its latest report merged with the API facts, or the API facts alone."""
-    report = node.reports.order_by("-id").first() if node.has_agent else None
-    if report is None:
-        return base
-    try:
-        return snapshot_for(report, base=base)
-    except (ReportError, ValueError):
-        log.warning("report %s of %s cannot be read; using the API facts only", report.pk, node)
-        return base
-
-
-def diagnose_nodes(
+def recheck_nodes(
     cluster: Cluster, names: Iterable[str], *, only: Iterable[str] | None = None, agents_only: bool = False
 ) -> int:
     """Re-run the checks (all, or the ids in ``only``) on these nodes of ``cluster``; return how many changed.
@@ -80,17 +61,16 @@ def diagnose_nodes(
     nodes = list(query)
     if not nodes:
         return 0
-    context = ClusterContext.current(cluster.pk, cluster.name)
-    bases = api_base_snapshots(nodes, context, workloads=wanted is None or not set(wanted) <= WITHOUT_WORKLOADS)
+    snaps = stored_snapshots(nodes, checks=wanted)
     stored: dict[int, set[tuple[str, ...]]] = {n.pk: set() for n in nodes}
     rows = Finding.objects.filter(node__in=nodes, resolved_at__isnull=True)
     if wanted is not None:
         rows = rows.filter(check_id__in=wanted)
     for row in rows.values_list("node_id", "check_id", "subject", "severity", "status", "summary"):
         stored[row[0]].add(tuple(row[1:]))
-    pending: list[tuple[int, list[EngineFinding]]] = []  # nodes whose findings differ from those stored
+    pending: list[tuple[Node, list[EngineFinding]]] = []  # nodes whose findings differ from those stored
     for node in nodes:
-        snap = node_snapshot(node, bases.get(node.name))
+        snap = snaps.get(node.pk)
         if snap is None:
             continue
         findings = list(run_iter(snap, wanted))
@@ -99,82 +79,18 @@ def diagnose_nodes(
         found = {(f.check, f.subject[:400], f.severity.slug, f.status.slug, f.summary) for f in findings}
         if found == stored[node.pk]:
             continue  # nothing new to store or show
-        pending.append((node.pk, findings))
+        pending.append((node, findings))
     checks_run = set(wanted) if wanted is not None else None
     for start in range(0, len(pending), STORE_BATCH):
-        batch = dict(pending[start : start + STORE_BATCH])
+        batch = pending[start : start + STORE_BATCH]
         for attempt in (1, 2):
             try:
-                changed = _store(batch, checks_run)
+                store_findings(batch, checks_run)
                 break
-            except IntegrityError:  # a report's diagnosis stored the same finding at the same moment
+            except IntegrityError:  # a report's check stored the same finding at the same moment
                 if attempt == 2:
                     raise
-        for node in changed:
-            _tell(node)
     return len(pending)
-
-
-def _tell(node: Node) -> None:
-    """Publish a node's change; a channel layer that is down loses live updates, not the diagnosis."""
-    try:
-        live.node_changed(node.pk, node.group, findings_changed=True)
-    except Exception:
-        log.warning("could not publish the change of %s", node, exc_info=True)
-
-
-_SUMMARY_FIELDS = (
-    "health",
-    "health_rank",
-    "critical_count",
-    "warning_count",
-    "info_count",
-    "unknown_count",
-    "open_checks",
-)
-
-
-def _store(runs: dict[int, list[EngineFinding]], checks_run: set[str] | None) -> list[Node]:
-    """Reconcile these nodes' findings under a lock on their rows; return the nodes whose findings changed.
-
-    A constant number of queries for the batch (``reconcile_many``).
-    """
-    with transaction.atomic():
-        nodes = list(
-            Node.objects.select_for_update(of=("self",))
-            .select_related("cluster")
-            .filter(pk__in=list(runs))
-            .order_by("pk")  # one order for every locker: no deadlock between two batches
-        )
-        changes = reconcile_many([(node, runs[node.pk]) for node in nodes], checks_run)
-        written: list[Node] = []
-        for node in nodes:
-            node_changes = changes[node.pk]
-            refresh_summary(node, node_changes.open)
-            if node_changes.any or node_changes.updated:
-                node.version += 1
-                if node_changes.any:
-                    written.append(node)
-        _save_summaries(nodes)
-        return written
-
-
-def _save_summaries(nodes: list[Node]) -> None:
-    """Write the nodes' summaries and versions in one statement run for every row.
-
-    ``bulk_update`` would do it in a few queries too, but builds a CASE expression per row and
-    field in Python: seconds for a thousand nodes, more than the checks themselves.
-    """
-    if not nodes:
-        return
-    wanted = {*_SUMMARY_FIELDS, "version"}
-    fields = [f for f in Node._meta.concrete_fields if f.name in wanted]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
-    sql = f"UPDATE {quote(Node._meta.db_table)} SET {assignments} WHERE {quote(str(Node._meta.pk.column))} = %s"
-    rows = [[f.get_db_prep_save(getattr(n, f.attname), connection) for f in fields] + [n.pk] for n in nodes]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def check_workloads(cluster: Cluster, pods: Iterable[tuple[str, str]]) -> int:

@@ -18,7 +18,7 @@ from django.db.models import Q
 from dashboard.cluster.models import ApiObject, SourceState
 from dashboard.cluster.resources import object_key
 from dashboard.models import Node
-from diagnostics.snapshot import ClusterView, Fact, NodeSnapshot, PeerSummary
+from diagnostics.snapshot import ClusterView, Fact, NodeSnapshot, PeerSummary, count_peer_facts
 
 
 def api_source(cluster: str) -> str:
@@ -151,11 +151,18 @@ class ClusterContext:
     def _peer_index(self) -> dict[str, int]:
         return {p.node: i for i, p in enumerate(self.peers)}
 
+    @cached_property
+    def _peer_counts(self) -> dict[str, dict[str, int]]:
+        """Every Windows node's peer facts counted once for the cluster (``node.config-drift`` reads them)."""
+        return count_peer_facts(self.peers)
+
     def view_for(self, node: str) -> ClusterView:
         """The cluster as ``node`` sees it: its peers are the other Windows nodes."""
         at = self._peer_index.get(node)
         peers = self.peers if at is None else self.peers[:at] + self.peers[at + 1 :]
         return ClusterView(
+            peer_counts=self._peer_counts,
+            own=self.peers[at] if at is not None else None,
             server_version=self.server_version,
             cluster_cidr=self.cluster_cidr,
             service_cidr=self.service_cidr,

@@ -6,9 +6,12 @@ source lists and watches, keeps the few indexes it needs to classify objects
 nodes into ``Node`` rows, and answers every change with what it affects, so that
 only those nodes are diagnosed again.
 
-What is stored: every Node, Service and EndpointSlice; the pods that are on a
-Windows node or ask for Windows; the events about those nodes and pods. Other
-pods and events are read from the watch and dropped.
+What is stored: every Node (a non-Windows node only by name, labels and
+``nodeInfo``), Service and EndpointSlice; the pods that are on a Windows node or
+ask for Windows; the events about those nodes and pods. Other pods and events are
+read and dropped. ``resources.trimmed`` drops what no check reads. Lists arrive
+page by page (``begin_list``, ``add_page``, ``finish_list``): the store keeps the
+keys of a list in progress, never its objects.
 """
 
 from __future__ import annotations
@@ -350,11 +353,10 @@ class Store:
                 node.os_name = str(info.get("osImage", ""))[:128]
                 node.runtime_version = str(info.get("containerRuntimeVersion", ""))[:64]
                 node.kubelet_version = str(info.get("kubeletVersion", ""))[:64]
-            node.version += 1
         Node.objects.bulk_create(created, batch_size=BATCH)
         Node.objects.bulk_update(
             updated,
-            ["in_api", "api_removed_at", "os_build", "os_name", "runtime_version", "kubelet_version", "version"],
+            ["in_api", "api_removed_at", "os_build", "os_name", "runtime_version", "kubelet_version"],
             batch_size=BATCH,
         )
         if created:
@@ -375,8 +377,7 @@ class Store:
                 node.delete()
                 continue
             node.in_api, node.api_removed_at = False, now
-            node.version += 1
-            node.save(update_fields=["in_api", "api_removed_at", "version"])
+            node.save(update_fields=["in_api", "api_removed_at"])
             marked.append(node)
         return marked
 
@@ -404,7 +405,7 @@ def _publish(nodes: list[Node]) -> None:
     from dashboard import live
 
     messages: list[tuple[str, dict[str, Any]]] = [
-        (n.group, {"type": "node.changed", "node_id": n.pk, "findings_changed": False}) for n in nodes[:200]
+        (n.group, {"type": "node.changed", "node_id": n.pk}) for n in nodes[:200]
     ]
     messages.append((live.FLEET_GROUP, {"type": "fleet.changed", "node_id": nodes[0].pk if nodes else 0}))
     try:

@@ -37,7 +37,7 @@ from dashboard.cluster.diagnose import (
     PEER_CHECKS,
     check_all_workloads,
     check_workloads,
-    diagnose_nodes,
+    recheck_nodes,
 )
 from dashboard.cluster.models import SourceState
 from dashboard.cluster.resources import EVENTS, NODES, PODS, RESOURCES, Resource
@@ -429,28 +429,28 @@ class ClusterSync:
             try:
                 if full:
                     check_all_workloads(cluster)
-                    _diagnose(cluster, self.store.windows_nodes)
+                    _recheck(cluster, self.store.windows_nodes)
                 else:
                     check_workloads(cluster, sorted(affected.pods))
-                    _diagnose(cluster, affected.nodes)
+                    _recheck(cluster, affected.nodes)
                     if cluster_wide:
                         # Each kind of context change re-runs only the checks that read it, where they can change.
                         others = self.store.windows_nodes - affected.nodes
                         if affected.endpoints:
-                            _diagnose(cluster, others, only=ENDPOINT_CHECKS, agents_only=True)
+                            _recheck(cluster, others, only=ENDPOINT_CHECKS, agents_only=True)
                         if affected.peers:
-                            _diagnose(cluster, others, only=PEER_CHECKS)
+                            _recheck(cluster, others, only=PEER_CHECKS)
             except Exception:  # diagnosis failing must not stop the watches; the next change retries
                 log.exception("%s: diagnosis after API changes failed", self.source.cluster)
         if self.on_flush is not None:
             self.on_flush(affected)
 
 
-def _diagnose(cluster: Any, names: set[str], **options: Any) -> None:
-    """``diagnose_nodes`` in batches: a thousand nodes' snapshots at once would hold them all in memory."""
+def _recheck(cluster: Any, names: set[str], **options: Any) -> None:
+    """``recheck_nodes`` in batches: a thousand nodes' snapshots at once would hold them all in memory."""
     ordered = sorted(names)
     for start in range(0, len(ordered), NODES_PER_BATCH):
-        diagnose_nodes(cluster, ordered[start : start + NODES_PER_BATCH], **options)
+        recheck_nodes(cluster, ordered[start : start + NODES_PER_BATCH], **options)
 
 
 class Watcher:

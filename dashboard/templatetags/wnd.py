@@ -43,8 +43,9 @@ def stamp(value: datetime | None) -> str:
 
 @register.filter
 def fix_steps(steps: Any) -> list[dict[str, Any]]:
-    """Fix steps as {"text", "commands"}: a plain string is one command; a mapping may carry an
-    explanation (``explanation``/``text``/``why``) and ``commands`` (a list or one string)."""
+    """Fix steps as {"text", "commands"}: a stored string is split into its explanation and the
+    commands to paste (``FixStep.from_text``); a mapping may carry ``text`` (or ``explanation``)
+    and ``commands`` (a list or one string)."""
     out: list[dict[str, Any]] = []
     for step in steps or []:
         if isinstance(step, str):  # findings/v1's one-string form: the explanation, then one command per line
@@ -72,3 +73,9 @@ def seconds_human(value: int | float | None) -> str:
     if seconds < 36 * 3600:
         return f"{round(seconds / 3600)} h"
     return f"{round(seconds / 86400)} days"
+
+
+@register.filter
+def get_item(mapping: Any, key: str) -> Any:
+    """``mapping[key]`` in a template, or None."""
+    return mapping.get(key) if isinstance(mapping, dict) else None

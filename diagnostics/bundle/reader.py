@@ -64,7 +64,13 @@ log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024
 TEXT_FACTS_BYTES = 4 * MiB  # how much of a describe/transcript file is read for kubectl tables and versions
-MAX_PARSED_BYTES = 256 * MiB  # structured files are parsed whole; logs are streamed
+PASTE_WHOLE_BYTES = 16 * MiB  # a single file up to this size is read whole (a paste); a bigger log is streamed
+# Structured files are parsed whole (logs are streamed), so each kind has a cap on what is parsed:
+# real ones are kilobytes (an HNS dump, ipconfig) to a few MiB (a busy node's pods), and parsing costs
+# about ten times the file's size in memory.
+MAX_PARSED_BYTES = 8 * MiB
+MAX_PASTED_BYTES = 256 * MiB  # a single file given alone (a log passed to diagnose) is read whole
+MAX_PARSED_BYTES_BY_KIND = {"kubernetes-objects": 32 * MiB, "node-report": 32 * MiB, "findings": 32 * MiB}
 UNKNOWN_NODE = "unknown"
 
 # Input kind -> the snapshot fields it fills and the parser of each ("module:function",
@@ -221,6 +227,13 @@ def _read_entry(entry: Entry, source: BundleSource, out: _Collected, tmp: Path) 
         head = entry.stream.read(HEAD_BYTES)
         found = recognize(entry.path, head)
         if source.format == "file" and sniff_text(head) is not None:
+            if found.kind in LOG_KINDS and entry.size > PASTE_WHOLE_BYTES:
+                # A big log file: streamed in constant memory as in a bundle; its head is still read as text.
+                _read_log(entry, head, found.kind, out, tmp)
+                part = out.parts[-1] if out.parts and out.parts[-1].path == entry.path else None
+                if part is not None:
+                    _read_text_facts(entry.path, decode_text(head), part, out)
+                return
             _read_pasted(entry, head, found.kind, out)
             return
         if not found:
@@ -230,9 +243,10 @@ def _read_entry(entry: Entry, source: BundleSource, out: _Collected, tmp: Path) 
         if kind in LOG_KINDS:
             _read_log(entry, head, kind, out, tmp)
             return
-        data = head + entry.stream.read(MAX_PARSED_BYTES + 1 - len(head))
-        if len(data) > MAX_PARSED_BYTES:
-            out.skipped.append({"path": entry.path, "reason": f"{kind} file larger than 256 MiB; not parsed"})
+        cap = MAX_PARSED_BYTES_BY_KIND.get(kind, MAX_PARSED_BYTES)
+        data = head + entry.stream.read(cap + 1 - len(head))
+        if len(data) > cap:
+            out.skipped.append({"path": entry.path, "reason": f"{kind} file larger than {cap // MiB} MiB; not parsed"})
             return
         size = len(data)
         used_kind = _read_structured(entry.path, kind, data, out)
@@ -251,8 +265,8 @@ def _read_pasted(entry: Entry, head: bytes, kind: str | None, out: _Collected) -
     its patterns, and ``diagnostics.parsers.text`` reads the kubectl output and versions in it.
     Text of no known kind is still read (input kind ``text``), never skipped.
     """
-    data = head + entry.stream.read(MAX_PARSED_BYTES + 1 - len(head))
-    if len(data) > MAX_PARSED_BYTES:
+    data = head + entry.stream.read(MAX_PASTED_BYTES + 1 - len(head))
+    if len(data) > MAX_PASTED_BYTES:
         out.skipped.append({"path": entry.path, "reason": "text larger than 256 MiB; not read"})
         return
     text = decode_text(data)
@@ -280,7 +294,7 @@ def _read_pasted(entry: Entry, head: bytes, kind: str | None, out: _Collected) -
     hits = [dataclasses.replace(h, log_kind=log_kind or "log") for h in scan_text(text, source=entry.path)]
     part = _NodePart(entry.path, kind or "text", log_kind=log_kind, log_hits=hits)
     objects_before = len(out.objects)
-    _read_text_facts(entry.path, text, part, out)
+    _read_text_facts(entry.path, text[:TEXT_FACTS_BYTES], part, out)
     out.parts.append(part)
     if not used_kind:
         used_kind = INPUT_KIND_OF_LOG.get(log_kind, "") if log_kind else ""
@@ -341,6 +355,8 @@ def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> 
     if facts.hns_networks_empty:
         # Get-HnsNetwork seen printing nothing beats any network JSON elsewhere in the text (often a request).
         part.facts["hns_networks"] = _Candidate(_PRIO_PROBES, path, Fact((), f"{path}: Get-HnsNetwork"))
+    if facts.node_name and not nodes:
+        part.names.append((3, facts.node_name))
     if facts.network_hint:
         part.facts["network_hint"] = _Candidate(_PRIO_FILE, path, facts.network_hint)
     if facts.probes:
@@ -529,7 +545,9 @@ def _load_documents(path: str, text: str) -> list[Any]:
     if len(_YAML_ALIAS.findall(text)) > MAX_YAML_ALIASES:
         raise ValueError(f"more than {MAX_YAML_ALIASES} YAML aliases; refusing to expand them")
     try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        # The C loader (libyaml) when PyYAML has it: the same documents, many times faster.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
     except yaml.YAMLError as exc:
         raise ValueError(f"invalid YAML: {_one_line(exc)}") from None
     except RecursionError:

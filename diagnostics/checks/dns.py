@@ -63,6 +63,7 @@ def pqdn_unsupported(snap: NodeSnapshot) -> Outcome:
     severity=Severity.WARNING,
     title="Pods use dnsPolicy ClusterFirstWithHostNet",
     docs=DOCS,
+    reads={"workloads"},
 )
 def clusterfirstwithhostnet(snap: NodeSnapshot) -> Outcome:
     for w in windows_workloads(snap):

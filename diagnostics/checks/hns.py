@@ -310,6 +310,7 @@ def _slice_ips(snap: NodeSnapshot) -> set[str] | None:
     title="Remote HNS endpoints point at pods that no longer exist",
     docs=NET_DOCS,
     probes=("hns.endpoints",),
+    reads={"agent", "services"},
 )
 def stale_remote_endpoints(snap: NodeSnapshot) -> Outcome:
     if snap.hns_endpoints is None:
@@ -367,6 +368,7 @@ def _windows_ready_ips(snap: NodeSnapshot) -> dict[str, set[str]]:
     title="Services have no HNS load balancer on this node",
     docs=NET_DOCS,
     probes=("hns.endpoints", "hns.policies"),
+    reads={"agent", "services"},
 )
 def lb_policy_missing(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view

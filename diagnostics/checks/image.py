@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from diagnostics.checks.common import hit_evidence
-from diagnostics.model import Evidence, Fail, Severity, Unknown
+from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.registry import check
 from diagnostics.snapshot import NodeSnapshot
 from diagnostics.versions import WINDOWS_BUILDS, build_name, image_build
@@ -72,10 +73,24 @@ def os_version_mismatch(snap: NodeSnapshot) -> Outcome:
                     )
     hits = snap.hits("image.os-version-mismatch")
     if hits:
+        pods = sorted({m.group(1) for h in hits for m in _POD_IN_LINE.finditer(h.excerpt)})
+        nodes_cmd = "kubectl get nodes -L node.kubernetes.io/windows-build"
+        commands = (*(f"kubectl get pods -A --field-selector metadata.name={p} -o wide" for p in pods[:5]), nodes_cmd)
         yield Fail(
             summary="The runtime refused to start a container: 'The container operating system does not match the "
             "host operating system'" + (f" (the host is {build_name(host.value)})." if host else "."),
             evidence=hit_evidence(hits),
-            fix=(f"Find the pod named in the log and use {wanted}, or Hyper-V isolation.",),
+            fix=(
+                FixStep(
+                    (f"Pod {', '.join(pods)}: use" if pods else "For the pod named in the log, use")
+                    + f" {wanted} or a multi-arch tag, schedule it on nodes of the build its image was made for "
+                    "(node.kubernetes.io/windows-build), or run it with Hyper-V isolation.",
+                    commands,
+                ),
+            ),
             subject="logs",
         )
+
+
+# A pod named in a kubelet or runtime line: ``for pod "web-1"``, ``pod="ns/web-1"``, ``pod/web-1``, ``web-1_ns(uid)``.
+_POD_IN_LINE = re.compile(r'(?:for pod \\?"|pod=\\?"(?:[\w-]+/)?|pod/)([a-z0-9][a-z0-9.-]*[a-z0-9])')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from diagnostics.checks.common import (
@@ -508,6 +509,7 @@ def hns_unresponsive(snap: NodeSnapshot) -> Outcome:
     severity=Severity.WARNING,
     title="kubelet or kube-proxy is outside the supported version skew",
     docs="https://kubernetes.io/releases/version-skew-policy/",
+    reads={"node", "server"},
 )
 def version_skew(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view
@@ -537,6 +539,9 @@ def version_skew(snap: NodeSnapshot) -> Outcome:
             ),
             subject=component,
         )
+
+
+PEERS_NAMED = 10  # peers quoted in the evidence of a drift
 
 
 def peer_facts(snap: NodeSnapshot) -> dict[str, str]:
@@ -573,6 +578,7 @@ def peer_facts(snap: NodeSnapshot) -> dict[str, str]:
     severity=Severity.INFO,
     title="This node differs from its Windows peers",
     docs=DOCS,
+    reads={"agent", "node", "peers"},
 )
 def config_drift(snap: NodeSnapshot) -> Outcome:
     view = snap.cluster_view
@@ -580,18 +586,22 @@ def config_drift(snap: NodeSnapshot) -> Outcome:
         return
     mine = peer_facts(snap)
     for key, value in sorted(mine.items()):
-        theirs = [p.facts.get(key) for p in view.peers if p.facts.get(key)]
-        if len(theirs) < 2 or len(set(theirs)) != 1 or theirs[0] == value:
+        # Linear in the number of peers for the whole cluster: the counts are shared (ClusterView).
+        agreed = view.peers_agree_on(key)
+        if agreed is None or agreed[1] < 2 or agreed[0] == value:
             continue
+        theirs, count = agreed
         what = _DRIFT_WORDS.get(key, key.replace("_", " "))
+        named = [f"{p.node}: {p.facts[key]}" for p in islice((p for p in view.peers if p.facts.get(key)), PEERS_NAMED)]
+        more = f" and {count - len(named)} more" if count > len(named) else ""
         yield Fail(
-            summary=f"This node's {what} is {value}, but the other {len(theirs)} Windows nodes all have {theirs[0]}: "
+            summary=f"This node's {what} is {value}, but the other {count} Windows nodes all have {theirs}: "
             "this node is the odd one out.",
             evidence=(
                 Evidence(f"Node/{snap.node}", f"{what}: {value}"),
-                Evidence(view.source or "peers", ", ".join(f"{p.node}: {p.facts.get(key)}" for p in view.peers)),
+                Evidence(view.source or "peers", ", ".join(named) + more),
             ),
-            fix=(f"Give this node the same {what} as the others ({theirs[0]}), unless the difference is intended.",),
+            fix=(f"Give this node the same {what} as the others ({theirs}), unless the difference is intended.",),
             subject=key,
         )
 

@@ -6,7 +6,14 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from diagnostics.checks.common import component_flags, hit_evidence, node_hostname, parsed_file, restart_command
+from diagnostics.checks.common import (
+    component_flags,
+    hit_evidence,
+    node_hostname,
+    parsed_file,
+    ps_quote,
+    restart_command,
+)
 from diagnostics.model import Evidence, Fail, FixStep, Severity, Unknown
 from diagnostics.parsers.flannel import parse_containerd_sandbox_image
 from diagnostics.registry import check
@@ -86,6 +93,11 @@ def _runtime(snap: NodeSnapshot) -> str:
     runtime = str(snap.node_info().get("containerRuntimeVersion") or "")
     if runtime.startswith("docker://"):
         return "docker"
+    if any(
+        "error response from daemon" in h.excerpt.lower() or '"owner":"docker"' in h.excerpt.lower()
+        for h in snap.log_hits
+    ):
+        return "docker"  # dockerd's own words in the sandbox error
     if (
         snap.service("docker") is not None
         and snap.service("containerd") is None
@@ -110,7 +122,7 @@ def _use_pause_fix(snap: NodeSnapshot) -> tuple[FixStep, ...]:
                 f'Set sandbox_image = "{RECOMMENDED_PAUSE}" (multi-arch: it matches every Windows host) under '
                 f'[plugins."io.containerd.grpc.v1.cri"] in {path}, pull it and restart containerd.',
                 (
-                    f"notepad {path}",
+                    f"notepad {ps_quote(path)}",
                     f"crictl pull {RECOMMENDED_PAUSE}",
                     restart_command(snap, "containerd"),
                 ),

@@ -16,18 +16,22 @@ DEFAULT_TIMEOUT = 10800  # the API's default for sessionAffinityConfig.clientIP.
 Outcome = Iterator[Fail | Unknown]
 
 
-def _selects_local_pod(svc: dict[str, Any], pods: tuple[dict[str, Any], ...]) -> bool:
-    spec = svc.get("spec") or {}
-    selector = spec.get("selector") or {}
-    namespace = (svc.get("metadata") or {}).get("namespace", "default")
-    if not selector:
-        return False
+def _labels_by_namespace(pods: tuple[dict[str, Any], ...]) -> dict[str, list[dict[str, Any]]]:
+    """The node's pods' labels, by namespace: a cluster's many Services are each matched against few pods."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
         meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        if meta.get("namespace", "default") == namespace and all(labels.get(k) == v for k, v in selector.items()):
-            return True
-    return False
+        out.setdefault(meta.get("namespace", "default"), []).append(meta.get("labels") or {})
+    return out
+
+
+def _selects_local_pod(svc: dict[str, Any], local: dict[str, list[dict[str, Any]]]) -> bool:
+    spec = svc.get("spec") or {}
+    selector = spec.get("selector") or {}
+    if not selector:
+        return False
+    namespace = (svc.get("metadata") or {}).get("namespace", "default")
+    return any(all(labels.get(k) == v for k, v in selector.items()) for labels in local.get(namespace, ()))
 
 
 @check(
@@ -41,9 +45,10 @@ def session_affinity_timeout(snap: NodeSnapshot) -> Outcome:
     if view is None or snap.pods is None:
         return
     build = snap.host_build()
+    local = _labels_by_namespace(snap.pods.value)
     for svc in view.services:
         spec = svc.get("spec") or {}
-        if spec.get("sessionAffinity") != "ClientIP" or not _selects_local_pod(svc, snap.pods.value):
+        if spec.get("sessionAffinity") != "ClientIP" or not _selects_local_pod(svc, local):
             continue
         meta = svc.get("metadata") or {}
         subject = f"Service/{meta.get('namespace', 'default')}/{meta.get('name', '')}"

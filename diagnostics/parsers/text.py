@@ -36,6 +36,7 @@ class TextFacts:
     node_info: dict[str, str] = field(default_factory=dict)  # this (unnamed) node's nodeInfo keys
     hns_networks_empty: bool = False
     network_hint: str = ""  # "l2bridge" or "overlay"
+    node_name: str = ""  # the node the text is about, when it names one (describe pod's Node:, an event's source)
     ipconfig: str = ""
     probes: list[Probe] = field(default_factory=list)
 
@@ -72,6 +73,9 @@ def read_text(text: str) -> TextFacts:
     facts.nodes = list(nodes.values())
     facts.server_version = _server_version(text) or (control_versions[0] if control_versions else "")
     facts.node_info = _node_info(text)
+    named = _POD_NODE.search(text) or _EVENT_SOURCE.search(text)
+    if named and not _LINUX_NAME.search(named.group(1)):
+        facts.node_name = named.group(1).lower()
     facts.hns_networks_empty = bool(_EMPTY_HNS.search(text))
     hint = _HINT.search(text)
     if hint:
@@ -271,6 +275,8 @@ def _described_nodes(text: str) -> list[dict[str, Any]]:
     return found
 
 
+_POD_NODE = re.compile(r"^\W{0,3}Node:\s+([a-z0-9][\w.-]*)/\d", re.MULTILINE | re.IGNORECASE)
+_EVENT_SOURCE = re.compile(r"\bkubelet,\s+([a-z0-9][\w.-]*)\b", re.IGNORECASE)
 _NODE_EVENT = re.compile(r"Node (\S+) status is now: (NodeReady|NodeNotReady)")
 
 

@@ -207,12 +207,12 @@
     document.body.dataset.live = live ? "connected" : "disconnected";
   }
 
-  // Reconnect within 2-4 s at most (the extension's default grows to 64 s): after a restart of
+  // Reconnect within 1.5-3 s at most (the extension's default grows to 64 s): after a restart of
   // Redis or of the web server, live updates come back within seconds. The jitter spreads the
   // reconnections of many browsers.
   if (window.htmx) {
     htmx.config.wsReconnectDelay = function (retryCount) {
-      var ceiling = Math.min(4000, 250 * Math.pow(2, retryCount));
+      var ceiling = Math.min(3000, 250 * Math.pow(2, retryCount));
       return ceiling * (0.5 + Math.random() / 2);
     };
   }

@@ -32,7 +32,7 @@ def test_a_fault_appears_and_then_resolves_without_a_reload(stack: Stack, signed
     assert post(stack.url, token, make_report(subnet_env=None))[0] == 202
     finding = page.locator("#node-findings article[data-check='flannel.subnet-env-missing']")
     expect(finding).to_be_visible(timeout=20_000)
-    expect(page.locator("#node-head .badge")).to_have_text("Critical")
+    expect(page.locator("#node-head h1 .badge")).to_have_text("Critical")
 
     assert post(stack.url, token, make_report())[0] == 202
     expect(finding).to_have_count(0, timeout=20_000)
@@ -60,7 +60,7 @@ def test_a_viewer_sees_no_operator_controls(stack: Stack, signed_in: Any) -> Non
     expect(page.get_by_role("button", name="Run diagnostics now")).to_have_count(0)
 
 
-def test_signing_in_leads_to_the_fleet_grouped_by_cluster(browser: Browser, stack: Stack) -> None:
+def test_signing_in_leads_to_the_fleet_which_groups_by_cluster_on_request(browser: Browser, stack: Stack) -> None:
     enroll("prod-eu", "win-node-05")
     enroll("staging-us", "win-node-06")
     make_user("sam", "viewer")
@@ -71,6 +71,7 @@ def test_signing_in_leads_to_the_fleet_grouped_by_cluster(browser: Browser, stac
     page.get_by_label("Password").fill("sam-password")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Fleet")).to_be_visible()
+    page.get_by_label("Group by cluster").check()
     expect(page.get_by_role("rowheader", name="Cluster prod-eu")).to_be_visible()
     expect(page.get_by_role("rowheader", name="Cluster staging-us")).to_be_visible()
     context.close()

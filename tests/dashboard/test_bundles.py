@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from dashboard import agents, bundles
-from dashboard.diagnosis import diagnose_report
+from dashboard.diagnosis import check_node
 from dashboard.models import Bundle, Node, Report, enroll
 from dashboard.routing import websocket_application
 from diagnostics.cli import diagnose
@@ -38,13 +38,13 @@ def node() -> Node:
     """win-prod-02 of prod-eu after its agent reported a missing subnet.env (and leaked a few secrets)."""
     target, _token = enroll("prod-eu", "win-prod-02")
     document = with_secrets(scenario_report("subnet-env-missing"))
-    report = Report.objects.create(
+    Report.objects.create(
         node=target,
         collected_at="2026-11-24T10:15:40Z",
         agent_version="0.1.0",
         payload=Report.pack(json.dumps(document).encode()),
     )
-    assert diagnose_report(report.pk)
+    assert check_node(target.pk)
     return Node.objects.select_related("cluster").get(pk=target.pk)
 
 

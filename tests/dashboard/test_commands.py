@@ -46,3 +46,14 @@ def test_remove_node_deletes_the_node_and_its_tokens_stop_working() -> None:
 def test_remove_node_refuses_an_unknown_node() -> None:
     with pytest.raises(CommandError, match="no node prod-eu/nope"):
         call_command("remove_node", "prod-eu", "nope", "--yes")
+
+
+def test_the_demo_on_a_busy_port_says_which_option_to_change() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CommandError, match=f"port {port} is already in use: choose another with --port"):
+            call_command("demo", "--port", str(port), "--no-agents")

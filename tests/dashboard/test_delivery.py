@@ -105,6 +105,12 @@ def test_a_body_of_two_gzip_members_is_refused(post_report: Any) -> None:
     assert Report.objects.count() == 0
 
 
+def test_a_method_other_than_post_is_a_json_405(client: Any) -> None:
+    response = client.put("/api/v1/reports", data=b"{}")
+    assert (response.status_code, response["Allow"]) == (405, "POST")
+    assert "POST" in json.loads(response.content)["error"]
+
+
 # -- owed diagnoses ----------------------------------------------------------------------------
 
 
@@ -115,15 +121,15 @@ def store(node: Node, n: int) -> Report:
     )
 
 
-def test_a_newer_report_diagnosed_first_keeps_the_log_lines_of_older_owed_reports_in_order() -> None:
+def test_owed_reports_checked_together_keep_their_log_lines_in_order() -> None:
     node, _ = enroll("prod-eu", "win-a")
-    first, second, third = store(node, 1), store(node, 2), store(node, 3)
-    assert diagnosis.diagnose_report(third.pk)
+    store(node, 1), store(node, 2), store(node, 3)
+    assert diagnosis.check_node(node.pk)
     tail = LogTail.objects.get(node=node).text
     assert tail.index('"line 1"') < tail.index('"line 2"') < tail.index('"line 3"')
     assert not Report.objects.filter(diagnosed_at__isnull=True).exists()
-    # Their tasks, delivered late, find them done: nothing is appended twice.
-    assert not diagnosis.diagnose_report(first.pk) and not diagnosis.diagnose_report(second.pk)
+    # A task delivered late finds them done: nothing is appended twice.
+    assert not diagnosis.check_node(node.pk)
     assert LogTail.objects.get(node=node).text == tail
 
 
@@ -135,13 +141,13 @@ def test_a_diagnosis_that_dies_half_way_leaves_the_report_owed_and_a_redelivery_
     def die(*_args: Any, **_kwargs: Any) -> None:
         raise SystemExit("killed")
 
-    monkeypatch.setattr(diagnosis, "reconcile", die)
+    monkeypatch.setattr(diagnosis, "store_findings", die)
     with pytest.raises(SystemExit):
-        diagnosis.diagnose_report(report.pk)
+        diagnosis.check_node(node.pk)
     assert Report.objects.get(pk=report.pk).diagnosed_at is None
     assert Node.objects.get(pk=node.pk).last_diagnosed_report_id == 0
     monkeypatch.undo()
-    assert diagnosis.diagnose_report(report.pk)
+    assert diagnosis.check_node(node.pk)
     assert LogTail.objects.get(node=node).text.count('"line 1"') == 1
 
 
@@ -152,7 +158,8 @@ def test_the_sweeper_queues_again_the_reports_the_broker_did_not_take_oldest_fir
     node, _ = enroll("prod-eu", "win-a")
     now = timezone.now()
     delivery.broker_lost()  # the mark is set: Redis has not lost its data since
-    not_queued = [store(node, n) for n in (1, 2)]
+    for n in (1, 2):
+        store(node, n)  # never queued
     long_ago = store(node, 3)
     recent = store(node, 4)
     Report.objects.filter(pk=long_ago.pk).update(queued_at=now - timedelta(seconds=settings.WND_REQUEUE_AFTER + 1))
@@ -160,8 +167,9 @@ def test_the_sweeper_queues_again_the_reports_the_broker_did_not_take_oldest_fir
     redis_client().delete("celery")
     assert delivery.requeue_reports(now) == 3
     bodies = [json.loads(m) for m in redis_client().lrange("celery", 0, -1)]
-    ids = sorted(b["headers"]["argsrepr"] for b in bodies)
-    assert ids == sorted(f"({r.pk},)" for r in [*not_queued, long_ago])
+    # One check of the node covers its three owed reports.
+    queued = [(b["headers"]["task"], b["headers"]["argsrepr"]) for b in bodies]
+    assert queued == [("dashboard.check_node", f"({node.pk},)")]
     assert not Report.objects.filter(queued_at__isnull=True).exists()
 
 

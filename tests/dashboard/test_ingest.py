@@ -132,3 +132,42 @@ def test_a_refused_report_leaves_what_was_stored_intact(post_report: Any) -> Non
     assert post_report(b"garbage").status_code == 400
     assert Report.objects.count() == 1
     assert Node.objects.get().last_sequence == 1
+
+
+def test_a_report_that_adds_nothing_new_is_only_recorded(post_report: Any) -> None:
+    assert post_report(make_report()).status_code == 202
+    first_seen = Node.objects.get().last_report_at
+
+    response = post_report(make_report(logs={"kubelet": ""}, agent_version="0.1.1"))
+
+    assert response.status_code == 200 and json.loads(response.content)["status"] == "unchanged"
+    assert Report.objects.count() == 1
+    node = Node.objects.get()
+    assert node.last_report_at is not None and first_seen is not None and node.last_report_at > first_seen
+    assert node.agent_version == "0.1.1"
+
+
+def test_a_report_with_new_log_lines_or_a_changed_fact_is_stored(post_report: Any) -> None:
+    assert post_report(make_report()).status_code == 202
+    assert post_report(make_report()).status_code == 202  # the same facts, new log lines
+    assert post_report(make_report(subnet_env=None, logs={})).status_code == 202  # a fact changed
+    assert post_report(make_report(subnet_env=None, logs={})).status_code == 200
+    assert Report.objects.count() == 3
+
+
+def test_stored_reports_of_one_node_queue_one_check_while_it_waits(
+    post_report: Any, enrolled: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from dashboard import live, queue
+
+    broker = live.redis_client()
+    broker.delete("celery", f"wnd:check-queued:{enrolled[0].pk}")
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):
+            assert post_report(make_report()).status_code == 202
+    assert broker.llen("celery") == 1  # the one task checks the three reports
+    queue.check_taken(enrolled[0].pk)  # the worker took it: the next report queues another
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post_report(make_report()).status_code == 202
+    assert broker.llen("celery") == 2
+    broker.delete("celery")

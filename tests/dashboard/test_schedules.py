@@ -208,11 +208,9 @@ def queries_for(count: int) -> int:
     return len(captured)
 
 
-def test_a_run_costs_a_constant_number_of_queries_per_node() -> None:
+def test_a_run_costs_as_many_queries_for_many_nodes_as_for_a_few() -> None:
     small, medium, large = queries_for(4), queries_for(14), queries_for(24)
-    per_node = (medium - small) / 10
-    assert large - medium == medium - small, (small, medium, large)
-    assert per_node <= 12, per_node
+    assert small <= medium == large, (small, medium, large)
 
 
 def test_a_viewer_reads_the_schedules_but_cannot_change_them(client: Any, viewer: Any) -> None:

@@ -102,3 +102,21 @@ def test_fix_steps_keep_the_old_single_string_form_readable() -> None:
     assert FixStep.from_text("Read the log: Get-Content C:\\k\\kubelet.log -Tail 50") == FixStep(
         "Read the log.", ("Get-Content C:\\k\\kubelet.log -Tail 50",)
     )
+
+
+def test_the_text_and_markdown_outputs_show_an_effect_under_its_cause_with_commands_fenced(tmp_path: Path) -> None:
+    from diagnostics.cli import render_markdown, render_text
+
+    path = tmp_path / "pasted.txt"
+    path.write_text(
+        "E0109 14:03:00.426806 9544 remote_runtime.go:135] RunPodSandbox from runtime service failed: "
+        "hcs::CreateComputeSystem 5eae: The container operating system does not match the host operating system.\n"
+    )
+    diagnosis = diagnose(path)
+
+    text = render_text(diagnosis)
+    cause = text.index("[pause.image-incompatible]")
+    assert text.index("because of pause.image-incompatible") > cause
+    markdown = render_markdown(diagnosis)
+    assert "Because of `pause.image-incompatible`." in markdown
+    assert "   ```powershell\n" in markdown and "\n   crictl pull registry.k8s.io/pause:3.10\n" in markdown

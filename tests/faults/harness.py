@@ -329,7 +329,7 @@ def settled(node: Any) -> bool:
 
 class LiveWatcher:
     """A browser on a node page: reconnects after its socket closes with the delays of
-    ``static/js/app.js`` (2-4 s at most) and notes when each diagnosed report first shows up."""
+    ``static/js/app.js`` (1.5-3 s at most) and notes when each diagnosed report first shows up."""
 
     def __init__(self, url: str, path: str, cookie: str) -> None:
         self.url, self.path, self.cookie = url, path, cookie
@@ -359,7 +359,7 @@ class LiveWatcher:
                 pass
             if not self.stop.is_set():
                 self.reconnects += 1
-                time.sleep(min(4.0, 0.25 * 2**retries) * (0.5 + random.random() / 2))
+                time.sleep(min(3.0, 0.25 * 2**retries) * (0.5 + random.random() / 2))
                 retries += 1
 
     def first_showing(self, report_id: int, after: float) -> float | None:

@@ -64,10 +64,15 @@ def test_a_worker_killed_in_the_middle_of_diagnoses_leaves_nothing_stuck_lost_or
 ) -> None:
     node, agent = agent_for(faults, tmp_path)
     heavy = hns_endpoints(400)
-    for _ in range(12):
+    for _ in range(6):
         agent.queue_report(probes=heavy)
     agent.deliver(60)
     wait_until(lambda: Report.objects.filter(node=node, diagnosed_at__isnull=False).exists(), 60, "a first diagnosis")
+    # Reports that wait are checked together, so the first wave may all be done by now: a second
+    # wave is delivered and the worker killed while its check runs.
+    for _ in range(6):
+        agent.queue_report(probes=heavy)
+    agent.deliver(60)
     faults.kill("worker")
     owed = Report.objects.filter(node=node, diagnosed_at__isnull=True).count()
     assert owed > 0, "the worker was killed after it had finished: nothing was in flight"

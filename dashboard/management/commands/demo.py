@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,17 @@ def watcher_command() -> list[str]:
         return command
     # The simulated fleet's clusters, behind the same seam as a real API server.
     return [*command, "--simulated", "--tick", "20"]
+
+
+def port_free(port: int) -> bool:
+    """Whether the web server could listen on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: connections closing are no obstacle
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def stop_on_signal(signum: int, frame: Any) -> None:
@@ -87,7 +99,11 @@ class Command(BaseCommand):
             self.stdout.write("Stopped.")
 
     def start_services(self, supervisor: Supervisor, port: int) -> dict[str, str]:
+        if not port_free(port):
+            raise CommandError(f"port {port} is already in use: choose another with --port N (or WND_PORT=N)")
         env = dict(os.environ)
+        # Links in notifications point at this demo, whatever its port.
+        env.setdefault("WND_PUBLIC_URL", f"http://127.0.0.1:{port}")
         if "REDIS_URL" not in env:
             env["REDIS_URL"] = supervisor.start_redis(free_port(), Path(settings.VAR_DIR) / "redis")
         call_command("migrate", verbosity=0)

@@ -117,7 +117,7 @@ def lab_kubeconfig(kube: KubeApi, tmp_path: Path) -> Path:
 
 def sync_now(source: SimulatedSource, *, diagnose: bool = True) -> Any:
     """List every kind into the store at once (no threads), record the version, and diagnose like the sync does."""
-    from dashboard.cluster.diagnose import check_all_workloads, diagnose_nodes
+    from dashboard.cluster.diagnose import check_all_workloads, recheck_nodes
     from dashboard.cluster.models import SourceState
     from dashboard.cluster.resources import RESOURCES
     from dashboard.cluster.store import Store
@@ -130,7 +130,7 @@ def sync_now(source: SimulatedSource, *, diagnose: bool = True) -> Any:
         store.replace(resource, source.list(resource))
     if diagnose:
         check_all_workloads(store.cluster)
-        diagnose_nodes(store.cluster, sorted(store.windows_nodes))
+        recheck_nodes(store.cluster, sorted(store.windows_nodes))
     return store
 
 

@@ -15,14 +15,14 @@ from agent.collect import Collector
 from agent.config import AgentConfig
 from agent.scenario import ScenarioRunner
 from agent.state import AgentState
-from dashboard.cluster.diagnose import CLUSTER_WIDE_CHECKS, PEER_CHECKS, WITHOUT_WORKLOADS, diagnose_nodes
+from dashboard.cluster.diagnose import ENDPOINT_CHECKS, PEER_CHECKS, recheck_nodes
 from dashboard.cluster.models import ApiObject, SourceState, WorkloadFinding
 from dashboard.cluster.resources import ENDPOINT_SLICES, PODS
 from dashboard.cluster.simulated import SimulatedSource
 from dashboard.cluster.snapshot import ClusterContext, api_base_snapshots
 from dashboard.models import Node, enroll
 from dashboard.monitoring import FindingEvent
-from diagnostics.registry import run
+from diagnostics.registry import all_checks, run
 
 from .conftest import api_list, lab_source, store_report, sync_now, wait_for
 
@@ -86,7 +86,7 @@ def test_remote_endpoints_are_compared_with_the_clusters_endpoint_slices(tmp_pat
     store = sync_now(source, diagnose=False)
     node, _token = enroll("staging-us", "win-stg-03")
     store_report(node, scenario_report(tmp_path, "overlay-ws2019-hotfix-missing"))
-    diagnose_nodes(store.cluster, ["win-stg-03"])
+    recheck_nodes(store.cluster, ["win-stg-03"])
     found = open_checks(node)
     assert {"hns.stale-remote-endpoints", "hns.lb-policy-missing", "node.version-skew"} <= found
     # A pod elsewhere gets the remote endpoint's address: its slice now holds it, the endpoint is not stale.
@@ -97,7 +97,7 @@ def test_remote_endpoints_are_compared_with_the_clusters_endpoint_slices(tmp_pat
     )  # fmt: skip
     affected = store.apply(ENDPOINT_SLICES, source.apply("EndpointSlice", web))
     assert affected.cluster_wide
-    diagnose_nodes(store.cluster, ["win-stg-03"], only=CLUSTER_WIDE_CHECKS)
+    recheck_nodes(store.cluster, ["win-stg-03"], only=(*ENDPOINT_CHECKS, *PEER_CHECKS))
     found = open_checks(node)
     assert "hns.stale-remote-endpoints" not in found
     assert "hns.lb-policy-missing" in found
@@ -108,7 +108,7 @@ def test_the_demos_healthy_node_stays_healthy_with_its_api_facts(tmp_path: Path)
     store = sync_now(SimulatedSource.recorded("prod-eu"), diagnose=False)
     node, _token = enroll("prod-eu", "win-prod-01")
     store_report(node, scenario_report(tmp_path, "healthy"))
-    diagnose_nodes(store.cluster, ["win-prod-01"])
+    recheck_nodes(store.cluster, ["win-prod-01"])
     assert open_checks(node) == set()
 
 
@@ -168,8 +168,9 @@ def test_the_peer_checks_find_the_same_without_the_nodes_pods_and_events() -> No
     full = api_base_snapshots(nodes, context)
     lean = api_base_snapshots(nodes, context, workloads=False)
     assert all(snap.pods is None and snap.events is None for snap in lean.values())
-    found = {name: run(snap, WITHOUT_WORKLOADS) for name, snap in full.items()}
-    assert {name: run(snap, WITHOUT_WORKLOADS) for name, snap in lean.items()} == found
+    assert not any("workloads" in all_checks()[c].reads for c in PEER_CHECKS)
+    found = {name: run(snap, PEER_CHECKS) for name, snap in full.items()}
+    assert {name: run(snap, PEER_CHECKS) for name, snap in lean.items()} == found
     assert {f.check for f in found["win-2019"]} == {"node.version-skew", "node.config-drift"}
 
 
@@ -179,9 +180,9 @@ def test_a_server_upgrade_is_stored_on_twenty_nodes_in_as_many_queries_as_on_one
     twenty = sync_now(windows_fleet("twenty", 20)).cluster
     SourceState.objects.update(server_version="v1.35.0")  # kubelet and kube-proxy v1.31: 4 minors behind
     with CaptureQueriesContext(connection) as for_one:
-        assert diagnose_nodes(one, ["win-00"], only=PEER_CHECKS) == 1
+        assert recheck_nodes(one, ["win-00"], only=PEER_CHECKS) == 1
     with CaptureQueriesContext(connection) as for_twenty:
-        assert diagnose_nodes(twenty, [f"win-{i:02d}" for i in range(20)], only=PEER_CHECKS) == 20
+        assert recheck_nodes(twenty, [f"win-{i:02d}" for i in range(20)], only=PEER_CHECKS) == 20
     assert len(for_twenty) == len(for_one)
     for node in Node.objects.filter(cluster__in=[one, twenty]):
         assert open_checks(node) == {"node.version-skew"}
@@ -192,6 +193,7 @@ def test_a_server_upgrade_is_stored_on_twenty_nodes_in_as_many_queries_as_on_one
 @pytest.mark.django_db
 def test_nodes_whose_findings_did_not_change_are_not_written() -> None:
     cluster = sync_now(windows_fleet("steady", 3)).cluster
-    versions = dict(Node.objects.filter(cluster=cluster).values_list("name", "version"))
-    assert diagnose_nodes(cluster, sorted(versions), only=PEER_CHECKS) == 0
-    assert dict(Node.objects.filter(cluster=cluster).values_list("name", "version")) == versions
+    names = sorted(Node.objects.filter(cluster=cluster).values_list("name", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        assert recheck_nodes(cluster, names, only=PEER_CHECKS) == 0
+    assert not [q["sql"] for q in queries if not q["sql"].startswith("SELECT")]

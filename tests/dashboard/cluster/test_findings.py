@@ -10,8 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from dashboard import lifecycle
-from dashboard.cluster.findings import reconcile_many
-from dashboard.diagnosis import Changes, reconcile
+from dashboard.diagnosis import Changes, reconcile, reconcile_many
 from dashboard.models import Finding, Node, enroll
 from dashboard.monitoring import Delivery, FindingEvent, NotificationChannel
 from diagnostics.model import Severity

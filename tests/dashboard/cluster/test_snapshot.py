@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from dashboard.cluster.models import SourceState
 from dashboard.cluster.resources import BY_KIND
 from dashboard.cluster.snapshot import ClusterContext, api_base_snapshot, api_base_snapshots
-from dashboard.diagnosis import diagnose_report
+from dashboard.diagnosis import check_node
 from dashboard.models import Node, enroll
 from tests.dashboard.reports import make_report
 
@@ -43,8 +43,8 @@ def test_a_reports_diagnosis_includes_the_api_facts() -> None:
     sync_now(lab_source(), diagnose=False)
     node, _token = enroll("lab", "win-2025")
     report = make_report(cluster="lab", node="win-2025", subnet_env=None)
-    stored = store_report(node, report)
-    assert diagnose_report(stored.pk)
+    store_report(node, report)
+    assert check_node(node.pk)
     open_checks = set(node.findings.filter(resolved_at__isnull=True).values_list("check_id", flat=True))
     assert "pause.image-incompatible" in open_checks  # from the pod's FailedCreatePodSandBox events
     assert "flannel.subnet-env-missing" in open_checks  # from the report

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from diagnostics.checks.node import parse_quantity, peer_facts
 from diagnostics.facts import Process, Service
-from diagnostics.snapshot import ClusterView, Fact, PeerSummary
+from diagnostics.snapshot import ClusterView, Fact, PeerSummary, count_peer_facts
 from tests.diagnostics.builders import KUBELET_CMD, hns_event, make_snapshot, with_services, without_services
 from tests.diagnostics.checks.outcomes import failures, unknowns
 
@@ -181,6 +181,23 @@ class TestConfigDrift:
             "pause (sandbox) image is registry.k8s.io/pause:3.9, "
             "but the other 2 Windows nodes all have registry.k8s.io/pause:3.10" in finding.summary
         )
+
+    def test_the_counts_shared_by_a_cluster_find_what_counting_the_peers_finds(self) -> None:
+        snap = make_snapshot()
+        peers = tuple(
+            PeerSummary(f"win-{i:03}", {**peer_facts(snap), "pause_image": "registry.k8s.io/pause:3.10"})
+            for i in range(500)
+        )
+        own = PeerSummary(snap.node, peer_facts(snap))
+        view = ClusterView(peers=peers, peer_counts=count_peer_facts((*peers, own)), own=own, source="api:lab")
+
+        [shared] = failures(replace(snap, cluster_view=view), "node.config-drift")
+        counting = ClusterView(peers=peers, source="api:lab")
+        [counted] = failures(replace(snap, cluster_view=counting), "node.config-drift")
+
+        assert shared == counted
+        assert "the other 500 Windows nodes all have registry.k8s.io/pause:3.10" in shared.summary
+        assert shared.evidence[1].excerpt.endswith("win-009: registry.k8s.io/pause:3.10 and 490 more")
 
     def test_it_gives_the_facts_peers_are_compared_on(self) -> None:
         facts = peer_facts(make_snapshot())
