@@ -9,8 +9,9 @@ tails in logs/. The manifest and ISSUE.md say per node whether that worked, or w
 (agent not connected, no answer in time, the agent's error). Findings and ISSUE.md facts
 stay those of the stored state: they are what the dashboard showed.
 
-``build(bundle_id)`` is the Celery task's body: it claims the bundle, writes it to a
-temporary file in ``WND_BUNDLE_DIR`` (renamed when complete), and publishes progress to
+``build(bundle_id)`` is the Celery task's body: it claims the bundle, writes it to a local
+temporary file, saves it to the bundle storage when complete (``dashboard.bundlestore``: a
+shared folder or object storage), and publishes progress to
 each node's page group; what it is doing meanwhile ("asking win-a for fresh logs…") is
 ``stage_of(bundle_id)``.
 """
@@ -32,7 +33,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from dashboard import agents, live
+from dashboard import agents, bundlestore, live
 from dashboard.models import Bundle, Node
 from diagnostics.bundle.issue import issue_url
 from diagnostics.bundle.redact import RedactOptions
@@ -305,8 +306,6 @@ def build(bundle_id: int) -> bool:
     bundle = Bundle.objects.get(pk=bundle_id)
     nodes = list(bundle.nodes.select_related("cluster").order_by("cluster__name", "name"))
     groups = [n.group for n in nodes]
-    folder = Path(settings.WND_BUNDLE_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
     options = options_of(bundle)
     when = datetime.now(UTC)
     name = f"{bundle.pk}-{default_file_name(nodes, bundle.fmt, when, options)}"
@@ -326,13 +325,15 @@ def build(bundle_id: int) -> bool:
             set_stage(bundle.pk, text)
             _publish(bundle.pk, groups)
 
-    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix="wnd-bundle-", suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as out:
             summary = export_nodes(
                 nodes, out, fmt=bundle.fmt, options=options, progress=progress, now=when, stage=stage
             )
-        Path(tmp_name).replace(folder / name)
+        size = Path(tmp_name).stat().st_size
+        name = bundlestore.save(name, Path(tmp_name))
+        Path(tmp_name).unlink(missing_ok=True)  # a folder storage moved it; object storage copied it
     except Exception as exc:  # the user must see why, whatever went wrong
         Path(tmp_name).unlink(missing_ok=True)
         set_stage(bundle.pk, "")
@@ -347,7 +348,7 @@ def build(bundle_id: int) -> bool:
             state=Bundle.DONE,
             progress=100,
             file_name=name,
-            size_bytes=(folder / name).stat().st_size,
+            size_bytes=size,
             redactions=summary.redactions,
             finished_at=timezone.now(),
         )
@@ -383,11 +384,18 @@ def _publish(bundle_id: int, groups: list[str]) -> None:
 
 
 def file_path(bundle: Bundle) -> Path | None:
-    """The finished bundle's file, or None (not built, failed, or removed from disk)."""
-    if bundle.state != Bundle.DONE or not bundle.file_name or "/" in bundle.file_name or "\\" in bundle.file_name:
+    """The finished bundle's local file when the storage is a folder, or None (not built, failed,
+    pruned, or kept in object storage: read it with ``open_file``)."""
+    if bundle.state != Bundle.DONE:
         return None
-    path = Path(settings.WND_BUNDLE_DIR) / bundle.file_name
-    return path if path.is_file() else None
+    return bundlestore.local_path(bundle.file_name)
+
+
+def open_file(bundle: Bundle) -> bundlestore.Opened | None:
+    """The finished bundle's file, open for reading, or None (not built, failed, or removed)."""
+    if bundle.state != Bundle.DONE:
+        return None
+    return bundlestore.open_file(bundle.file_name)
 
 
 def github_issue_url(node: Node) -> str:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.core.handlers.asgi import ASGIRequest
+from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import bundles, queue
+from dashboard import bundles, bundlestore, queue
 from dashboard.http import AuthedRequest
 from dashboard.models import Bundle, Node
 from dashboard.roles import operator_required
+
+CONTENT_TYPES = {"tar.gz": "application/gzip", "zip": "application/zip"}
 
 
 def _node(cluster: str, name: str) -> Node:
@@ -65,13 +69,22 @@ def bundle_page(request: AuthedRequest, bundle_id: int) -> HttpResponse:
 
 @operator_required
 @require_GET
-def download(request: AuthedRequest, bundle_id: int) -> FileResponse:
+def download(request: AuthedRequest, bundle_id: int) -> StreamingHttpResponse:
+    """Stream the bundle from its storage, one chunk in memory at a time.
+
+    Under ASGI the body is an async iterator (a sync one would make Django read the whole file
+    into memory first, with a warning); under WSGI a plain iterator.
+    """
     bundle = get_object_or_404(Bundle, pk=bundle_id)
-    path = bundles.file_path(bundle)
-    if path is None:
+    opened = bundles.open_file(bundle)
+    if opened is None:
         raise Http404("This bundle is not ready, failed, or its file was removed.")
     download_name = bundle.file_name.split("-", 1)[1] if "-" in bundle.file_name else bundle.file_name
-    return FileResponse(path.open("rb"), as_attachment=True, filename=download_name)
+    body = bundlestore.aiterate(opened.file) if isinstance(request, ASGIRequest) else bundlestore.iterate(opened.file)
+    response = StreamingHttpResponse(body, content_type=CONTENT_TYPES.get(bundle.fmt, "application/octet-stream"))
+    response["Content-Length"] = str(opened.size)
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=download_name) or ""
+    return response
 
 
 @operator_required

@@ -6,7 +6,7 @@ import logging
 
 from django.utils import timezone
 
-from dashboard import delivery, lifecycle, notify, schedules, stale
+from dashboard import bundlestore, delivery, lifecycle, notify, schedules, stale
 
 log = logging.getLogger(__name__)
 
@@ -24,4 +24,5 @@ def run() -> dict[str, object]:
     }
     if now.minute == 0 and now.second < 30:  # once an hour is plenty for the log's pruning
         done["deliveries_pruned"] = notify.prune_deliveries()
+        done["bundles_pruned"] = bundlestore.prune(now)
     return done

@@ -121,15 +121,13 @@ def install_commands(dashboard_url: str, node: Node, token: str) -> dict[str, st
     """The agent install commands for this node, filled with the dashboard URL and its new token."""
     return {
         "daemonset": (
-            "kubectl create namespace windows-node-doctor\n"
-            "kubectl -n windows-node-doctor create secret generic node-doctor-agent-token "
-            f"--from-literal=token={token}\n"
-            f"# set dashboard: {dashboard_url} and cluster: {node.cluster.name} in the ConfigMap, then:\n"
-            "kubectl apply -f deploy/agent/daemonset.yaml"
+            "# The DaemonSet's agents enroll themselves (no token): in deploy/kubernetes/overlays/production\n"
+            f"# set dashboard-url={dashboard_url} and cluster={node.cluster.name}, then:\n"
+            "kubectl apply -k deploy/kubernetes/overlays/production"
         ),
         "service": (
             f".\\install-service.ps1 -Dashboard {dashboard_url} -Cluster {node.cluster.name} -Token {token} `\n"
-            "    -Wheel .\\windows_node_doctor_agent-0.1.0-py3-none-any.whl -Nssm C:\\k\\nssm.exe"
+            "    -Wheelhouse .\\wheelhouse -Nssm C:\\k\\nssm.exe"
         ),
     }
 

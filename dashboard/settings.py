@@ -5,12 +5,14 @@ Every variable is documented in ``.env.example``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
+from dashboard.bundlestore import storage_config
 from dashboard.env import env_bool, env_int, env_list, env_secret, env_str, production_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,8 +30,12 @@ SECRET_KEY = (
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
+# daphne makes `manage.py runserver` serve ASGI (WebSockets); it belongs to the demo/dev set
+# (requirements-demo.in), not to the production image, which serves with uvicorn.
+_RUNSERVER_ASGI = ["daphne"] if importlib.util.find_spec("daphne") else []
+
 INSTALLED_APPS = [
-    "daphne",
+    *_RUNSERVER_ASGI,
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -46,6 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dashboard.health.ProbeMiddleware",  # first: probes come from addresses outside ALLOWED_HOSTS
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -81,8 +88,8 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        # Empty (as .env.example ships it) means the default, like unset.
-        env_str("DATABASE_URL", "") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        # Empty (as .env.example ships it) means the default, like unset; or DATABASE_URL_FILE.
+        env_secret("DATABASE_URL", "") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
     )
 }
@@ -121,7 +128,7 @@ _static_root = env_str("DJANGO_STATIC_ROOT", "")
 STATIC_ROOT = Path(_static_root) if _static_root else None
 WHITENOISE_USE_FINDERS = not _static_root
 
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_secret("REDIS_URL", "redis://127.0.0.1:6379/0")  # or REDIS_URL_FILE (it may hold a password)
 
 CHANNEL_LAYERS = {
     "default": {
@@ -190,8 +197,17 @@ WND_WATCHER_LEASE_SECONDS = env_int("WND_WATCHER_LEASE_SECONDS", 15, minimum=3)
 WND_AGENT_AUDIENCE = env_str("WND_AGENT_AUDIENCE", "windows-node-doctor")
 WND_AGENT_SERVICE_ACCOUNT = env_str("WND_AGENT_SERVICE_ACCOUNT", "windows-node-doctor/node-doctor-agent")
 WND_WORKLOADS_PAGE_SIZE = env_int("WND_WORKLOADS_PAGE_SIZE", 50, minimum=5)
-# Diagnostic bundles: where exports are written, and where "Open a GitHub issue" points.
+# Diagnostic bundles: where exports are stored (dashboard.bundlestore: a folder web and workers share,
+# or object storage), how long and how much is kept, and where "Open a GitHub issue" points.
 WND_BUNDLE_DIR = Path(env_str("WND_BUNDLE_DIR", "") or VAR_DIR / "bundles")
+WND_BUNDLE_STORAGE = env_str("WND_BUNDLE_STORAGE", "file")
+WND_BUNDLE_MAX_AGE_DAYS = env_int("WND_BUNDLE_MAX_AGE_DAYS", 14, minimum=1)
+WND_BUNDLE_MAX_TOTAL_BYTES = env_int("WND_BUNDLE_MAX_TOTAL_BYTES", 10 * 1024**3, minimum=1024 * 1024)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "bundles": storage_config(WND_BUNDLE_STORAGE, env_secret("WND_BUNDLE_STORAGE_OPTIONS", "")),
+}
 WND_ISSUE_REPOSITORY = env_str("WND_ISSUE_REPOSITORY", "kubernetes/kubernetes")
 WND_ISSUE_TEMPLATE = env_str("WND_ISSUE_TEMPLATE", "bug-report.yaml")
 # Seconds a bundle build waits for the connected agents' fresh logs before using the stored tails.

@@ -409,8 +409,9 @@ class KubeApi:
         return name
 
     def dashboard_token(self, seconds: int = 3600) -> str:
-        """A token of the dashboard's ServiceAccount, which ``deploy/dashboard/rbac.yaml`` binds (applied first)."""
-        self.apply_file(ROOT / "deploy" / "dashboard" / "rbac.yaml")
+        """A token of the dashboard's ServiceAccount, which the shipped ``rbac.yaml`` binds (applied first)."""
+        self.service_account(*DASHBOARD_SA)
+        self.apply_file(ROOT / "deploy" / "kubernetes" / "base" / "dashboard" / "rbac.yaml")
         return self.token(*DASHBOARD_SA, seconds=seconds)
 
     # -- a whole cluster ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ The node is then the identity: a report or a WebSocket for another node is refus
 as with per-node tokens (which stay, for Windows-service installs). Reviews are kept
 for ``REVIEW_TTL`` seconds so that ingest stays fast; refusals for less. The RBAC this
 needs (``create tokenreviews``, ``get pods``, ``get nodes``) is in
-``deploy/dashboard/rbac.yaml``.
+``deploy/kubernetes/base/dashboard/rbac.yaml``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ in). The holder renews it every few seconds; when it stops (killed, node lost,
 API unreachable), another replica takes the Lease once it has not been renewed for
 ``WND_WATCHER_LEASE_SECONDS`` and starts watching. A replica that loses the Lease
 stops watching and exits, to start again as a follower, as client-go's users do.
-The Role in ``deploy/dashboard/rbac.yaml`` allows get, create and update on leases
+The Role in ``deploy/kubernetes/base/dashboard/rbac.yaml`` allows get, create and update on leases
 in the dashboard's namespace.
 """
 

@@ -1,7 +1,7 @@
 """What the dashboard reads from the API, named once.
 
 The source lists and watches exactly ``RESOURCES`` with ``VERBS``, and agents'
-enrollment needs ``ENROLLMENT``; the ClusterRole in ``deploy/dashboard/rbac.yaml``
+enrollment needs ``ENROLLMENT``; the ClusterRole in ``deploy/kubernetes/base/dashboard/rbac.yaml``
 grants exactly these (a test compares them). Also here: how an object is recognised as Windows.
 """
 

@@ -73,7 +73,7 @@ class Forbidden(SourceError):
         text = (
             f"Forbidden: the dashboard's account may not {self.permission} (cluster-wide). "
             f"Grant '{verb}' on '{resource.plural}' in API group '{resource.group or 'core'}' "
-            "with the ClusterRole in deploy/dashboard/rbac.yaml."
+            "with the ClusterRole in deploy/kubernetes/base/dashboard/rbac.yaml."
         )
         super().__init__(text + (f" The API server said: {detail}" if detail else ""))
 

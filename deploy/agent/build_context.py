@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -91,10 +92,13 @@ def edit_pth(pth: Path) -> None:
 def build_wheels(dest: Path) -> list[Path]:
     """Build the agent's and the diagnostics engine's wheels from this repository."""
     dest.mkdir(parents=True, exist_ok=True)
+    # With hatchling at hand (the dev set has it), build without fetching it again.
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("hatchling") else []
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest), *map(str, PROJECTS)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation, "--wheel-dir", str(dest),
+         *map(str, PROJECTS)],
         check=True,
-    )
+    )  # fmt: skip
     return sorted(dest.glob("*.whl"))
 
 

@@ -4,7 +4,7 @@
     HostProcess containers (the same way kubelet and kube-proxy are installed: sc.exe or nssm).
 
 .EXAMPLE
-    .\install-service.ps1 -Dashboard https://doctor.example.com -Cluster prod-eu -Token (Get-Content .\token.txt)
+    .\install-service.ps1 -Dashboard https://doctor.example.com -Cluster prod-eu -Token (Get-Content .\token.txt) -Wheelhouse .\wheelhouse
     .\install-service.ps1 -Dashboard https://doctor.example.com -Cluster prod-eu -TokenFile C:\k\node-doctor-token -Nssm C:\k\nssm.exe
 #>
 param(
@@ -13,7 +13,8 @@ param(
     [string] $Token = "",
     [string] $TokenFile = "C:\ProgramData\windows-node-doctor\token",
     [string] $Python = "C:\Python311\python.exe",
-    [string] $Wheel = "",
+    # A folder holding the agent's wheels and its dependencies' win_amd64 wheels (deploy/agent/README.md).
+    [string] $Wheelhouse = "",
     [string] $ConfigDir = "C:\ProgramData\windows-node-doctor",
     [string] $ServiceName = "node-doctor-agent",
     [string] $Nssm = "C:\k\nssm.exe"
@@ -26,7 +27,10 @@ if ($Token) {
     # Only SYSTEM and Administrators may read the token.
     icacls $TokenFile /inheritance:r /grant:r "SYSTEM:(R)" "Administrators:(F)" | Out-Null
 }
-if ($Wheel) { & $Python -m pip install --no-index $Wheel }
+if ($Wheelhouse) {
+    & $Python -m pip install --no-index --find-links $Wheelhouse windows-node-doctor-agent
+    if ($LASTEXITCODE -ne 0) { throw "pip could not install the agent from $Wheelhouse" }
+}
 
 $config = Join-Path $ConfigDir "agent.toml"
 @"

@@ -23,9 +23,7 @@ def test_sandbox_mount_point_references_expand_in_path_settings(monkeypatch: pyt
 
 def test_a_reference_to_an_unset_variable_is_an_error_naming_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONTAINER_SANDBOX_MOUNT_POINT", raising=False)
-    with pytest.raises(
-        ConfigError, match="token_file refers to the environment variable CONTAINER_SANDBOX_MOUNT_POINT"
-    ):
+    with pytest.raises(ConfigError, match="token_file refers to the environment variable CONTAINER_SANDBOX"):
         config_from_dict({"token_file": r"%CONTAINER_SANDBOX_MOUNT_POINT%\token"})
 
 

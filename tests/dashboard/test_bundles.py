@@ -267,8 +267,10 @@ def test_a_failed_build_says_why(node: Node, bundle_dir: Path) -> None:
     bundle_dir.write_text("a file where the folder should be")
     bundle = Bundle.objects.create()
     bundle.nodes.set([node])
-    with pytest.raises(OSError):
-        bundles.build(bundle.pk)  # the folder cannot even be created: the task fails loudly
+    bundles.build(bundle.pk)  # the storage's folder cannot be created: the bundle says so
+    bundle.refresh_from_db()
+    assert bundle.state == Bundle.FAILED
+    assert "is not a directory" in bundle.error
     empty, _token = enroll("prod-eu", "win-empty")
     bundle_dir.unlink()
     failing = Bundle.objects.create()

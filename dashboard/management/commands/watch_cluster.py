@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dashboard import heartbeat
 from dashboard.cluster import leader
 from dashboard.cluster.config import ConfigError, configured
 from dashboard.cluster.simulated import SimulatedSource, recorded_clusters
@@ -66,6 +67,7 @@ class Command(BaseCommand):
         try:
             while not stopping.is_set() and not lost.is_set() and (watcher.alive() or not leading.is_set()):
                 stopping.wait(0.2)
+                heartbeat.beat("watcher")  # the liveness probe: python -m dashboard.heartbeat watcher
                 if tick and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + tick
                     for sync in syncs:

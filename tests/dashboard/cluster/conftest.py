@@ -3,7 +3,7 @@
 ``kube_server`` is one real kube-apiserver (v1.28.0, etcd, RBAC) for the whole session
 (``../shared/kube``); ``kube`` empties it and creates the lab cluster in it for a test;
 ``lab_kubeconfig`` is a kubeconfig of the dashboard's ServiceAccount, bound by
-``deploy/dashboard/rbac.yaml`` as shipped, so every test runs with the real permissions.
+``deploy/kubernetes/base/dashboard/rbac.yaml`` as shipped, so every test runs with the real permissions.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def kube(kube_server: KubeApi) -> KubeApi:
 
 @pytest.fixture
 def lab_kubeconfig(kube: KubeApi, tmp_path: Path) -> Path:
-    """A kubeconfig of the dashboard's ServiceAccount (deploy/dashboard/rbac.yaml), context ``lab``."""
+    """A kubeconfig of the dashboard's ServiceAccount (deploy/kubernetes/base/dashboard/rbac.yaml), context ``lab``."""
     return kube.kubeconfig_for(tmp_path / "dashboard.kubeconfig", token=kube.dashboard_token(), context="lab")
 
 

@@ -144,7 +144,7 @@ def test_a_forbidden_list_names_the_missing_permission(kube: KubeApi, tmp_path: 
         source_for(kubeconfig).list(ENDPOINT_SLICES)
     message = str(caught.value)
     assert "list endpointslices.discovery.k8s.io" in message
-    assert "deploy/dashboard/rbac.yaml" in message
+    assert "deploy/kubernetes/base/dashboard/rbac.yaml" in message
     assert 'cannot list resource "endpointslices"' in message  # the API server's own words
 
 

@@ -12,10 +12,11 @@ from dashboard.cluster.resources import ENROLLMENT, RESOURCES, VERBS, is_windows
 from .conftest import api_list
 
 ROOT = Path(__file__).resolve().parents[3]
+MANIFESTS = ROOT / "deploy" / "kubernetes" / "base" / "dashboard"
 
 
 def test_the_cluster_role_grants_exactly_what_the_source_and_enrollment_use() -> None:
-    docs = list(yaml.safe_load_all((ROOT / "deploy" / "dashboard" / "rbac.yaml").read_text()))
+    docs = list(yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()))
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     granted = {
         (group, resource, verb)
@@ -32,9 +33,9 @@ def test_the_cluster_role_grants_exactly_what_the_source_and_enrollment_use() ->
 
 
 def test_the_binding_gives_the_role_to_the_watchers_service_account() -> None:
-    docs = list(yaml.safe_load_all((ROOT / "deploy" / "dashboard" / "rbac.yaml").read_text()))
+    docs = list(yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()))
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
-    deployments = yaml.safe_load_all((ROOT / "deploy" / "dashboard" / "dashboard.yaml").read_text())
+    deployments = yaml.safe_load_all((MANIFESTS / "watcher.yaml").read_text())
     watcher = next(d for d in deployments if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("watcher"))
     account = watcher["spec"]["template"]["spec"]["serviceAccountName"]
     assert binding["roleRef"]["name"] == next(d for d in docs if d["kind"] == "ClusterRole")["metadata"]["name"]
