@@ -34,7 +34,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from dashboard import agents, bundlestore, live
-from dashboard.models import Bundle, Node
+from dashboard.models import Bundle, Node, link_causes
 from diagnostics.bundle.issue import issue_url
 from diagnostics.bundle.redact import RedactOptions
 from diagnostics.bundle.writer import BundleSummary, LogSource, NodeBundle, bundle_name, issue_for, write_bundle
@@ -178,7 +178,8 @@ def node_bundle(node: Node, fresh: FreshLogs | None = None) -> NodeBundle:
     ``fresh``: what its agent sent when asked for full logs (``collect_fresh_logs``); its
     logs replace the stored tails of the same kind in logs/. None: the agent was not asked.
     """
-    findings = [f.to_engine() for f in node.findings.filter(resolved_at__isnull=True).select_related("node__cluster")]
+    open_rows = link_causes(list(node.findings.filter(resolved_at__isnull=True).select_related("node__cluster")))
+    findings = [f.to_engine() for f in open_rows]
     tails = {t.kind: (t.path, t.text) for t in node.log_tails.all()}
     objects, base = _api_objects(node)
     notes = [fresh.note(tails) if fresh is not None else NOT_ASKED.format(size=settings.WND_LOG_TAIL_BYTES // 1024)]

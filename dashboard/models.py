@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from diagnostics.model import Evidence, FixStep, Severity, Status, fix_steps
 from diagnostics.model import Finding as EngineFinding
+from diagnostics.registry import link_causes as engine_link_causes
 
 SEVERITY_CHOICES = [(s.slug, s.label) for s in Severity.ordered()]
 STATUS_CHOICES = [(s.slug, s.label) for s in Status]
@@ -334,7 +335,20 @@ class Finding(FindingContent):
             fix=tuple(self.fix),
             docs=self.docs,
             subject=self.subject,
+            caused_by=getattr(self, "caused_by", ""),
         )
+
+
+def link_causes(rows: list[Finding]) -> list[Finding]:
+    """``rows`` (the open findings of one node) with ``caused_by`` set on each row whose failure
+    another open finding explains (the engine's cause table, ``diagnostics.registry.CAUSES``).
+
+    Derived from the open set each time rather than stored: a run that re-checks only some checks
+    would otherwise leave a stale or missing cause behind.
+    """
+    for row, linked in zip(rows, engine_link_causes([row.to_engine() for row in rows]), strict=True):
+        row.caused_by = linked.caused_by  # type: ignore[attr-defined]
+    return rows
 
 
 class DiagnosisRun(models.Model):

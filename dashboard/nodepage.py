@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dashboard import agents, charts, lifecycle, nodetests
 from dashboard.cluster.pages import node_pods
-from dashboard.models import DiagnosisRun, Finding, Node, Report
+from dashboard.models import DiagnosisRun, Finding, Node, Report, link_causes
 from dashboard.roles import is_operator
 from dashboard.snapshots import stored_snapshot
 from diagnostics.model import Severity, Status
@@ -20,7 +20,7 @@ SEVERITY_RANK = {s.slug: s.rank for s in Severity}
 
 
 def open_findings(node: Node) -> list[Finding]:
-    rows = list(node.findings.filter(resolved_at__isnull=True).select_related("acknowledged_by"))
+    rows = link_causes(list(node.findings.filter(resolved_at__isnull=True).select_related("acknowledged_by")))
     return sorted(rows, key=lambda f: (-SEVERITY_RANK.get(f.severity, 0), f.status != "fail", f.check_id, f.subject))
 
 

@@ -166,6 +166,19 @@ def test_the_node_page_shows_open_findings_with_fix_steps(client: Any, viewer: A
     assert "Run diagnostics now" not in html  # a viewer cannot
 
 
+def test_a_finding_another_one_explains_is_nested_under_its_cause(client: Any, viewer: Any) -> None:
+    # The cause table says a missing load-balancer policy explains a Service VIP unreachable from
+    # the node; stored findings carry no cause, the page derives it from the open set.
+    node = add_node("prod-eu", "win-a", health="critical", health_rank=3, critical_count=2)
+    for check_id, title in [("network.service-vip-from-node", "VIP unreachable"), ("hns.lb-policy-missing", "No LB")]:
+        Finding.objects.create(node=node, check_id=check_id, severity="critical", title=title, summary="s")
+    client.force_login(viewer)
+    html = client.get("/clusters/prod-eu/nodes/win-a/").content.decode()
+    caused = html.index('aria-label="Caused by hns.lb-policy-missing"')
+    assert html.index('data-group="hns.lb-policy-missing"') < caused < html.index("VIP unreachable")
+    assert "Because of" in html
+
+
 def test_an_unknown_node_is_a_404(client: Any, viewer: Any) -> None:
     client.force_login(viewer)
     assert client.get("/clusters/prod-eu/nodes/nope/").status_code == 404
