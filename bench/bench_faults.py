@@ -270,7 +270,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=180.0, help="seconds to wait for every diagnosis after a run")
     parser.add_argument("--database-url", help="a throwaway database, emptied first; default: SQLite")
     args = parser.parse_args()
-    from dashboard.embedded import free_port
+    from dashboard.server.embedded import free_port
 
     redis_port = free_port()
     workdir = setup_django(args, redis_port)

@@ -18,11 +18,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from redis.exceptions import RedisError
 
-from dashboard.fleet import FleetQuery, fleet_context
+from dashboard.access.roles import is_operator
 from dashboard.live import FLEET_GROUP
 from dashboard.models import DiagnosisRun, Node
-from dashboard.nodepage import node_context, run_basis
-from dashboard.roles import is_operator
+from dashboard.pages.fleet import FleetQuery, fleet_context
+from dashboard.pages.nodepage import node_context, run_basis
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404

@@ -9,10 +9,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard import agents, charts, lifecycle, nodetests
+from dashboard import agents, lifecycle, nodetests
+from dashboard.access.roles import is_operator
 from dashboard.cluster.pages import node_pods
 from dashboard.models import DiagnosisRun, Finding, Node, Report, link_causes
-from dashboard.roles import is_operator
+from dashboard.pages import charts
 from dashboard.snapshots import stored_snapshot
 from diagnostics.model import Severity, Status
 
