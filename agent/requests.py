@@ -83,12 +83,32 @@ def _service_vip(args: dict[str, Any], agent: Agent, progress: Callable[[str], N
     return {"results": [_test("service-vip", target, ok, out)]}
 
 
+def resolve_command(powershell: str, name: str) -> list[str]:
+    """The command that resolves ``name`` (validated by ``agent.protocol``: letters, digits, '-', dots)."""
+    script = (
+        f"Resolve-DnsName -Name '{name}' -ErrorAction Stop | Where-Object IPAddress"
+        " | Select-Object Name, IPAddress | ConvertTo-Json -Compress"
+    )
+    return [powershell, "-NoProfile", "-NonInteractive", "-Command", script]
+
+
+def _resolve(agent: Agent, name: str) -> tuple[bool, str]:
+    """Resolve-DnsName asks the Windows DNS client, as applications do (suffix search list, hosts
+    file), and answers in JSON whatever the system's language; nslookup, which has a resolver of
+    its own and localized messages, is the fallback where PowerShell cannot start."""
+    result = agent.runner.run_command(resolve_command(agent.config.powershell, name), COMMAND_TIMEOUT)
+    if result.error is None or not result.error.startswith("cannot start"):
+        ok = result.error is None and '"IPAddress"' in result.output
+        return ok, (result.output + (f"\n{result.error}" if result.error else "")).strip()
+    ok, out = _run(agent, ["nslookup.exe", name])
+    return ok and "can't find" not in out and "Non-existent domain" not in out, out
+
+
 def _dns_lookup(args: dict[str, Any], agent: Agent, progress: Callable[[str], None]) -> dict[str, Any]:
     results = []
     for name in args["names"]:
-        progress(f"nslookup {name}")
-        ok, out = _run(agent, ["nslookup.exe", name])
-        ok = ok and "can't find" not in out and "Non-existent domain" not in out
+        progress(f"Resolve-DnsName {name}")
+        ok, out = _resolve(agent, name)
         # Windows resolves only one suffix level: "kubernetes.default" (partial) fails where the FQDN works.
         qualified = "fqdn" if name.endswith(".") or name.count(".") >= 4 else "partial"
         results.append(_test("dns", name, ok, out, qualified=qualified))

@@ -283,6 +283,7 @@ def _windows_failure(program: str, argv: list[str], *, pod_network: bool) -> str
     (no HNS network for pods) neither Service ClusterIPs nor the cluster DNS answer.
     """
     target = argv[-1]
+    name = _dns_name(program, argv)
     if program == "curl":
         parsed = urlsplit(target if "://" in target else f"http://{target}")
         port = parsed.port or 80
@@ -296,7 +297,17 @@ def _windows_failure(program: str, argv: list[str], *, pod_network: bool) -> str
             return f"curl: (28) Failed to connect to {parsed.hostname} port {port}: Timeout was reached"
     if program == "nslookup" and not pod_network:
         return "DNS request timed out.\n    timeout was 2 seconds.\n*** Request to UnKnown timed-out"
+    if name and not pod_network:
+        return f"Resolve-DnsName : {name} : This operation returned because the timeout period expired"
     return None
+
+
+def _dns_name(program: str, argv: list[str]) -> str | None:
+    """The name a ``Resolve-DnsName`` command line (``agent.requests.resolve_command``) looks up."""
+    if program not in ("powershell", "pwsh"):
+        return None
+    match = re.search(r"Resolve-DnsName -Name '([^']+)'", argv[-1])
+    return match.group(1) if match else None
 
 
 def _default_answer(program: str, argv: list[str]) -> str:
@@ -315,4 +326,7 @@ def _default_answer(program: str, argv: list[str]) -> str:
             "Server:  kube-dns.kube-system.svc.cluster.local\nAddress:  10.96.0.10\n\n"
             f"Name:    {target}\nAddress:  10.96.0.1\n"
         )
+    name = _dns_name(program, argv)
+    if name:
+        return json.dumps({"Name": name.rstrip("."), "IPAddress": "10.96.0.1"}, separators=(",", ":"))
     return ""
