@@ -64,7 +64,7 @@ class AgentConfig:
     verify_tls: bool = True
     state_dir: str = r"C:\ProgramData\windows-node-doctor"  # queue, sequence, log offsets
     queue_max_bytes: int = 20 * 1024 * 1024
-    probe_timeout: float = 60.0  # on-demand programs (ping, curl, nslookup)
+    probe_timeout: float = 60.0  # on-demand programs (ping, curl, Resolve-DnsName)
     budget: float = 90.0  # seconds the probe script may take per cycle; HNS probes run last
     slow_interval: float = 3600.0  # seconds between runs of the hourly probes (OS, hotfixes, BitLocker, ...)
     send_timeout: float = 30.0
