@@ -206,7 +206,10 @@ class NodeConsumer(LiveConsumer):
         return render_to_string("dashboard/node.html#bundle-status", context)
 
     async def send_state(self) -> None:
-        await self.send_shared(self.node_id, self._render_state)
+        try:
+            await self.send_shared(self.node_id, self._render_state)
+        except Node.DoesNotExist:
+            await self.close(code=CLOSE_NOT_FOUND)  # removed while its page was open
 
     def _render_state(self) -> str:
         node = Node.objects.select_related("cluster").get(pk=self.node_id)

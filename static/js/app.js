@@ -218,6 +218,11 @@
   }
 
   document.addEventListener("htmx:wsOpen", function () { status("Live", true); });
-  document.addEventListener("htmx:wsClose", function () { status("Reconnecting…", false); });
+  // The server's own close codes (dashboard/consumers.py) end the page's live updates for good.
+  var FINAL_CLOSE = { 4401: "Signed out: reload to sign in", 4404: "This node no longer exists" };
+  document.addEventListener("htmx:wsClose", function (event) {
+    var code = event.detail && event.detail.event && event.detail.event.code;
+    status(FINAL_CLOSE[code] || "Reconnecting…", false);
+  });
   document.addEventListener("htmx:wsError", function () { status("Live updates unavailable", false); });
 })();

@@ -93,6 +93,16 @@ async def test_a_browser_may_ask_for_the_full_state(viewer: Any) -> None:
     assert await database_sync_to_async(Node.objects.count)() == 1
 
 
+async def test_a_node_removed_while_its_page_is_open_closes_the_page_socket_as_not_found(viewer: Any) -> None:
+    node, _ = await database_sync_to_async(enroll)("prod-eu", "win-a")
+    comm = communicator(NodeConsumer, "/ws/n/", viewer, cluster="prod-eu", name="win-a")
+    await comm.connect()
+    await comm.receive_from(timeout=5)
+    await database_sync_to_async(Node.objects.filter(pk=node.pk).delete)()
+    await comm.send_to(text_data='{"type": "resync"}')
+    assert (await comm.receive_output(timeout=5)) == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
+
+
 async def test_visitors_of_a_node_page_share_one_rendering_of_a_change(viewer: Any, monkeypatch: Any) -> None:
     await database_sync_to_async(enroll)("prod-eu", "win-a")
     rendered: list[int] = []
