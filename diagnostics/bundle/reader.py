@@ -339,17 +339,19 @@ def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> 
         out.objects.append((path, node))
     if facts.server_version and out.server_version is None:
         out.server_version = (facts.server_version, path)
-    if facts.node_info:
+    if facts.node_info or facts.resources:
         if len(nodes) == 1:
             info = nodes[0]["status"]["nodeInfo"]
             for key, value in facts.node_info.items():
                 info.setdefault(key, value)
+            for key, value in facts.resources.items():
+                nodes[0]["status"].setdefault(key, value)
         elif not nodes:
             node = {
                 "apiVersion": "v1",
                 "kind": "Node",
                 "metadata": {"name": ""},
-                "status": {"nodeInfo": facts.node_info},
+                "status": {"nodeInfo": facts.node_info, **facts.resources},
             }
             part.facts["node_object"] = _Candidate(_PRIO_FILE + 1, path, Fact(node, path))
     if facts.hns_networks_empty:

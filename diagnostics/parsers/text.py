@@ -16,6 +16,8 @@
 5. An empty ``Get-HnsNetwork`` (the prompt comes back with nothing printed) -> ``hns_networks_empty``.
 6. The network mode the text expects (l2bridge / overlay) -> ``network_hint``.
 7. ``ipconfig`` blocks -> ``ipconfig`` (the text from "Windows IP Configuration" on).
+8. ``Capacity:`` / ``Allocatable:`` blocks pasted without the rest of ``kubectl describe node``
+   (no ``Name:`` line), in text about Windows -> ``resources`` of the unnamed node the text is about.
 
 Node objects carry the API's shape (camelCase) so the checks read them as they read the API's.
 """
@@ -39,9 +41,17 @@ class TextFacts:
     node_name: str = ""  # the node the text is about, when it names one (describe pod's Node:, an event's source)
     ipconfig: str = ""
     probes: list[Probe] = field(default_factory=list)
+    resources: dict[str, dict[str, str]] = field(default_factory=dict)  # this (unnamed) node's capacity/allocatable
 
     def __bool__(self) -> bool:
-        return bool(self.nodes or self.server_version or self.node_info or self.hns_networks_empty or self.ipconfig)
+        return bool(
+            self.nodes
+            or self.server_version
+            or self.node_info
+            or self.hns_networks_empty
+            or self.ipconfig
+            or self.resources
+        )
 
 
 _WINDOWS_CONTEXT = re.compile(
@@ -73,6 +83,8 @@ def read_text(text: str) -> TextFacts:
     facts.nodes = list(nodes.values())
     facts.server_version = _server_version(text) or (control_versions[0] if control_versions else "")
     facts.node_info = _node_info(text)
+    if windows_context and not _DESCRIBE_NAME.search(text):
+        facts.resources = _resources(text)
     named = _POD_NODE.search(text) or _EVENT_SOURCE.search(text)
     if named and not _LINUX_NAME.search(named.group(1)):
         facts.node_name = named.group(1).lower()
@@ -267,11 +279,18 @@ def _described_nodes(text: str) -> list[dict[str, Any]]:
             node["status"]["conditions"] = [
                 {"type": "Ready", "status": "False", "reason": "Taint", "message": taint.group(0) if taint else ""}
             ]
-        for section, key in (("Capacity", "capacity"), ("Allocatable", "allocatable")):
-            part = re.search(rf"^\W{{0,3}}{section}:\s*\n((?:[ \t]+\S.*\n?)+)", block, re.MULTILINE)
-            if part:
-                node["status"][key] = dict(re.findall(r"^\s+([\w./-]+):\s+(\S+)", part.group(1), re.MULTILINE))
+        node["status"].update(_resources(block))
         found.append(node)
+    return found
+
+
+def _resources(text: str) -> dict[str, dict[str, str]]:
+    """``Capacity:`` and ``Allocatable:`` sections as the API's ``capacity`` / ``allocatable`` maps."""
+    found: dict[str, dict[str, str]] = {}
+    for section, key in (("Capacity", "capacity"), ("Allocatable", "allocatable")):
+        part = re.search(rf"^\W{{0,3}}{section}:\s*\n((?:[ \t]+\S.*\n?)+)", text, re.MULTILINE)
+        if part:
+            found[key] = dict(re.findall(r"^\s+([\w./-]+):\s+(\S+)", part.group(1), re.MULTILINE))
     return found
 
 

@@ -90,6 +90,31 @@ System Info:
         assert node["status"]["conditions"][0]["reason"] == "NodeNotReady"
 
 
+class TestResourcesAlone:
+    BLOCKS = """\
+Capacity:
+ cpu:                            2
+ memory:                         8388148Ki
+Allocatable:
+ cpu:                            2
+ memory:                         8388148Ki
+"""
+
+    def test_capacity_and_allocatable_without_describe_node_are_the_unnamed_nodes_in_text_about_windows(self) -> None:
+        facts = read_text("On a Windows node:\n```\n" + self.BLOCKS + "```\n")
+
+        assert facts.nodes == []
+        assert facts.resources == {
+            "capacity": {"cpu": "2", "memory": "8388148Ki"},
+            "allocatable": {"cpu": "2", "memory": "8388148Ki"},
+        }
+
+    def test_they_say_nothing_in_text_not_about_windows_or_inside_a_described_node(self) -> None:
+        assert read_text(self.BLOCKS).resources == {}
+        described = "Name:               lnx-1\nRoles:              <none>\n" + self.BLOCKS
+        assert read_text("Windows pods fail\n" + described).resources == {}
+
+
 class TestVersionsInPassing:
     def test_an_issue_template_gives_the_kubelet_kernel_and_runtime(self) -> None:
         text = (
