@@ -344,8 +344,8 @@ def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> 
             info = nodes[0]["status"]["nodeInfo"]
             for key, value in facts.node_info.items():
                 info.setdefault(key, value)
-            for key, value in facts.resources.items():
-                nodes[0]["status"].setdefault(key, value)
+            for section, amounts in facts.resources.items():
+                nodes[0]["status"].setdefault(section, amounts)
         elif not nodes:
             node = {
                 "apiVersion": "v1",
