@@ -61,7 +61,7 @@ _LINUX_NAME = re.compile(r"linux|ubuntu|centos|rhel|debian|master|control|etcd|\
 _STATUS = re.compile(r"^(Ready|NotReady|Unknown)(?:,\S+)?$")
 _VERSION = re.compile(r"^v\d+\.\d+")
 _AGE = re.compile(r"^(?:\d+[smhdy])+$|^<invalid>$")
-_HEADER = re.compile(r"^\W{0,3}NAME\s+STATUS\s+(?:ROLES\s+)?AGE\s+VERSION\b.*$", re.MULTILINE)
+_HEADER = re.compile(r"^\W{0,3}NAME[\s|]+STATUS[\s|]+(?:ROLES[\s|]+)?AGE[\s|]+VERSION\b.*$", re.MULTILINE)
 
 
 def read_text(text: str) -> TextFacts:
@@ -116,7 +116,10 @@ _CLUSTER_IP = re.compile(r"^\S+\s+(?:\S+\s+)?(?:ClusterIP|NodePort|LoadBalancer)
 
 
 def _split(line: str) -> list[str]:
-    """A table row's cells: kubectl separates columns by three or more spaces (values hold single ones)."""
+    """A table row's cells: kubectl separates columns by three or more spaces (values hold single ones);
+    a row retyped as a Markdown table (``| a | b |``) by its pipes."""
+    if line.strip().startswith("|") and line.count("|") >= 3:
+        return [cell.strip() for cell in line.strip().strip("|").split("|") if cell.strip()]
     line = re.sub(r"^\W{0,3}(?=\S)", "", line.rstrip()) if line.lstrip().startswith((">", "|", "*")) else line
     return [cell.strip() for cell in re.split(r"\s{2,}|\t+", line.strip()) if cell.strip()]
 

@@ -40,6 +40,22 @@ class TestKubectlGetNodes:
         [node] = read_text("start.ps1 fails on Windows Server 2019\n" + table).nodes
         assert node["metadata"]["name"] == "node-7"
 
+    def test_a_table_retyped_in_markdown_is_read_by_its_pipes(self) -> None:
+        table = (
+            "|NAME      |  STATUS  | ROLES   |  AGE  |  VERSION |\n"
+            "|--------- | ---------|-------- | ------|--------- |\n"
+            "|cp-1      |  Ready   | master  |  44d  |  v1.28.2 |\n"
+            "|win-7     |  NotReady|  <none> |  23d  |  v1.24.0 |\n"
+        )
+
+        facts = read_text(table)
+
+        [node] = facts.nodes
+        assert node["metadata"]["name"] == "win-7"
+        assert node["status"]["conditions"][0]["status"] == "False"
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.24.0"
+        assert facts.server_version == "v1.28.2"
+
 
 class TestDescribeNode:
     def test_it_reads_the_ready_condition_system_info_and_memory(self) -> None:
