@@ -354,6 +354,8 @@ def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> 
                 "status": {"nodeInfo": facts.node_info, **facts.resources},
             }
             part.facts["node_object"] = _Candidate(_PRIO_FILE + 1, path, Fact(node, path))
+    if facts.cni_conf:
+        part.files.setdefault("cni.conf", _Candidate(_PRIO_FILE, path, facts.cni_conf))
     if facts.hns_networks_empty:
         # Get-HnsNetwork seen printing nothing beats any network JSON elsewhere in the text (often a request).
         part.facts["hns_networks"] = _Candidate(_PRIO_PROBES, path, Fact((), f"{path}: Get-HnsNetwork"))

@@ -18,15 +18,20 @@
 7. ``ipconfig`` blocks -> ``ipconfig`` (the text from "Windows IP Configuration" on).
 8. ``Capacity:`` / ``Allocatable:`` blocks pasted without the rest of ``kubectl describe node``
    (no ``Name:`` line), in text about Windows -> ``resources`` of the unnamed node the text is about.
+9. A Windows CNI config (JSON with an OutBoundNAT ``ExceptionList``) pasted among prose -> ``cni_conf``,
+   the JSON text as the node's cni.conf.
 
 Node objects carry the API's shape (camelCase) so the checks read them as they read the API's.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from diagnostics.parsers.flannel import parse_cni_conf
 
 TEXT_NODE_ANNOTATION = "windows-node-doctor/source"
 
@@ -42,6 +47,7 @@ class TextFacts:
     ipconfig: str = ""
     probes: list[Probe] = field(default_factory=list)
     resources: dict[str, dict[str, str]] = field(default_factory=dict)  # this (unnamed) node's capacity/allocatable
+    cni_conf: str = ""  # a CNI config's JSON text
 
     def __bool__(self) -> bool:
         return bool(
@@ -51,6 +57,7 @@ class TextFacts:
             or self.hns_networks_empty
             or self.ipconfig
             or self.resources
+            or self.cni_conf
         )
 
 
@@ -85,6 +92,7 @@ def read_text(text: str) -> TextFacts:
     facts.node_info = _node_info(text)
     if windows_context and not _DESCRIBE_NAME.search(text):
         facts.resources = _resources(text)
+    facts.cni_conf = _cni_config(text)
     named = _POD_NODE.search(text) or _EVENT_SOURCE.search(text)
     if named and not _LINUX_NAME.search(named.group(1)):
         facts.node_name = named.group(1).lower()
@@ -382,6 +390,41 @@ def _node_info(text: str) -> dict[str, str]:
     elif docker:
         info["containerRuntimeVersion"] = f"docker://{docker.group(1)}"
     return info
+
+
+# -- a CNI config among prose ---------------------------------------------------------------
+
+_JSON_START = re.compile(r"^[ \t>]*\{", re.MULTILINE)
+MAX_JSON_TRIES = 20
+
+
+def _cni_config(text: str) -> str:
+    """The first JSON object of ``text`` that reads as a CNI config with an OutBoundNAT ExceptionList; "" if none.
+
+    Only objects that start a line are tried (a pasted file starts on its own line), at most
+    ``MAX_JSON_TRIES`` of them, so long logs full of JSON stay cheap.
+    """
+    if "exceptionlist" not in text.lower():
+        return ""
+    decoder = json.JSONDecoder()
+    for tries, match in enumerate(_JSON_START.finditer(text)):
+        if tries >= MAX_JSON_TRIES:
+            break
+        start = match.end() - 1
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        if not isinstance(value, dict) or not ("cniVersion" in value or "plugins" in value or "delegate" in value):
+            continue
+        snippet = text[start:end]
+        try:
+            conf = parse_cni_conf(snippet)
+        except ValueError:
+            continue
+        if conf.exception_list is not None:
+            return snippet
+    return ""
 
 
 # -- HNS ---------------------------------------------------------------------------------

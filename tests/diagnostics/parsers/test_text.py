@@ -131,6 +131,18 @@ Allocatable:
         assert read_text("Windows pods fail\n" + described).resources == {}
 
 
+class TestCniConfigAmongProse:
+    CONF = '{"cniVersion": "0.2.0", "type": "win-bridge", "AdditionalArgs": [{"Name": "EndpointPolicy", "Value": {"Type": "OutBoundNAT", "ExceptionList": ["10.244.0.0/16"]}}]}'
+
+    def test_a_pasted_cni_config_is_cut_out_of_the_prose(self) -> None:
+        facts = read_text("here is the cni config:\n```\n" + self.CONF + "\n```\nit does not work\n")
+
+        assert facts.cni_conf == self.CONF
+
+    def test_other_json_and_a_mere_mention_of_the_exception_list_are_not_a_cni_config(self) -> None:
+        assert read_text('the ExceptionList is wrong\n{"Name": "cbr0", "Type": "L2Bridge"}\n').cni_conf == ""
+
+
 class TestVersionsInPassing:
     def test_an_issue_template_gives_the_kubelet_kernel_and_runtime(self) -> None:
         text = (
