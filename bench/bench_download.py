@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashboard.embedded import Supervisor, free_port, wait_for_http, web_command  # noqa: E402
+from dashboard.server.embedded import Supervisor, free_port, wait_for_http, web_command  # noqa: E402
 
 
 def peak_rss_kib(pid: int) -> int:

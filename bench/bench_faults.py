@@ -200,8 +200,15 @@ def scenario_worker(args: argparse.Namespace, stack: Any, workdir: Path) -> None
             bundle = Bundle.objects.create()
             bundle.nodes.set(nodes)
             tasks.build_bundle.delay(bundle.pk)
-            time.sleep(1.0)
-            owed = Report.objects.filter(node__in=nodes, diagnosed_at__isnull=True).count()
+            # Kill while something is in the worker's hands: the bundle building, or else reports
+            # owed (queued or being checked); give up waiting after 5 s and kill anyway.
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                owed = Report.objects.filter(node__in=nodes, diagnosed_at__isnull=True).count()
+                building = Bundle.objects.filter(pk=bundle.pk, state=Bundle.RUNNING).exists()
+                if building or (owed and time.monotonic() > deadline - 4.0):
+                    break
+                time.sleep(0.005)
             busy = (
                 DiagnosisRun.objects.filter(finished_at__isnull=True).count()
                 + Bundle.objects.filter(state__in=[Bundle.PENDING, Bundle.RUNNING]).count()
@@ -263,7 +270,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=180.0, help="seconds to wait for every diagnosis after a run")
     parser.add_argument("--database-url", help="a throwaway database, emptied first; default: SQLite")
     args = parser.parse_args()
-    from dashboard.embedded import free_port
+    from dashboard.server.embedded import free_port
 
     redis_port = free_port()
     workdir = setup_django(args, redis_port)

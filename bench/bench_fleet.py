@@ -41,9 +41,9 @@ from django.template.loader import render_to_string  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from dashboard.fleet import FleetQuery, fleet_context  # noqa: E402
+from dashboard.access.roles import OPERATOR_GROUP  # noqa: E402
 from dashboard.models import Cluster, Finding, Node  # noqa: E402
-from dashboard.roles import OPERATOR_GROUP  # noqa: E402
+from dashboard.pages.fleet import FleetQuery, fleet_context  # noqa: E402
 
 CHECKS = [
     ("hns.network-missing", "critical", "The HNS container network is missing"),

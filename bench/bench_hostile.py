@@ -1,6 +1,6 @@
 """Hostile uploads to the Diagnose page: the web process's memory and ``/healthz`` latency meanwhile.
 
-Starts redis-server and uvicorn (the served command of ``dashboard.embedded.web_command``) on
+Starts redis-server and uvicorn (the served command of ``dashboard.server.embedded.web_command``) on
 a fresh SQLite database, signs a user in, then, while a thread asks ``/healthz`` every 20 ms
 and another samples the web process's RSS every 50 ms, uploads:
 
@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashboard.embedded import Supervisor, free_port, wait_for_http, web_command  # noqa: E402
+from dashboard.server.embedded import Supervisor, free_port, wait_for_http, web_command  # noqa: E402
 from tests.hostile.inputs import inflating_bundle, yaml_bundle  # noqa: E402
 
 

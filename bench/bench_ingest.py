@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashboard.embedded import (  # noqa: E402
+from dashboard.server.embedded import (  # noqa: E402
     Supervisor,
     free_port,
     wait_for_http,

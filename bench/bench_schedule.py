@@ -111,7 +111,7 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
     supervisor = None
     if "REDIS_URL" not in os.environ:  # agent presence and live events need a Redis
-        from dashboard.embedded import Supervisor, free_port
+        from dashboard.server.embedded import Supervisor, free_port
 
         supervisor = Supervisor()
         os.environ["REDIS_URL"] = supervisor.start_redis(free_port(), work / "redis")

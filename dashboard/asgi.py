@@ -12,7 +12,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
 
 from dashboard.routing import websocket_application  # noqa: E402
-from dashboard.slowbody import BodyIdleTimeout  # noqa: E402
+from dashboard.server.slowbody import BodyIdleTimeout  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

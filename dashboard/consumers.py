@@ -16,12 +16,13 @@ from urllib.parse import parse_qsl
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
+from redis.exceptions import RedisError
 
-from dashboard.fleet import FleetQuery, fleet_context
+from dashboard.access.roles import is_operator
 from dashboard.live import FLEET_GROUP
 from dashboard.models import DiagnosisRun, Node
-from dashboard.nodepage import node_context, run_basis
-from dashboard.roles import is_operator
+from dashboard.pages.fleet import FleetQuery, fleet_context
+from dashboard.pages.nodepage import node_context, run_basis
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -49,7 +50,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return False
         self.operator = await database_sync_to_async(is_operator)(self.scope["user"])
         self.group = group
-        await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except (RedisError, OSError):
+            # Just after Redis restarts, the layer's pooled connection fails once before a new one
+            # is made: one retry spares the page a failed handshake and its reconnect delay.
+            await asyncio.sleep(0.2)
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         return True
 

@@ -40,9 +40,10 @@ from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from dashboard import queue, retention
+from dashboard import queue
 from dashboard.cluster import enroll
 from dashboard.models import AgentToken, Node, Report
+from dashboard.server import retention
 from diagnostics.report import NodeReport, ReportError, parse_report
 from diagnostics.storable import clean, json_may_need_cleaning
 
@@ -222,7 +223,7 @@ def receive(request: HttpRequest) -> JsonResponse:
         return error(400, "report is nested too deeply to be a node report")
     if (report.cluster, report.node) != (node.cluster.name, node.name):
         return error(403, f"this token belongs to {node.cluster.name}/{node.name}, not {report.cluster}/{report.node}")
-    # Only the machine environment variables the checks need are kept (dashboard.retention).
+    # Only the machine environment variables the checks need are kept (dashboard.server.retention).
     stripped = retention.strip_report(document)
     if cleaned or stripped:
         # What is stored is what every database accepts: NULs and lone surrogates replaced.

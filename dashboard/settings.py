@@ -52,7 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "dashboard.health.ProbeMiddleware",  # first: probes come from addresses outside ALLOWED_HOSTS
+    "dashboard.server.health.ProbeMiddleware",  # first: probes come from addresses outside ALLOWED_HOSTS
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -80,7 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "dashboard.context.roles",
+                "dashboard.pages.context.roles",
             ],
         },
     },
@@ -269,14 +269,14 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("WND_LOGIN_COOLOFF_MINUTES", 15, m
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
-AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out"
+AXES_LOCKOUT_CALLABLE = "dashboard.access.signin.locked_out"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
 # OpenID Connect (Entra ID, Okta, Keycloak...): on when WND_OIDC_CLIENT_ID is set. The provider's
-# group claim decides the role at each sign-in (dashboard.oidc).
+# group claim decides the role at each sign-in (dashboard.access.oidc).
 WND_OIDC_ENABLED = bool(env_str("WND_OIDC_CLIENT_ID", ""))
 OIDC_RP_CLIENT_ID = env_str("WND_OIDC_CLIENT_ID", "")
 OIDC_RP_CLIENT_SECRET = env_secret("WND_OIDC_CLIENT_SECRET", "")
@@ -293,7 +293,7 @@ WND_OIDC_GROUPS_CLAIM = env_str("WND_OIDC_GROUPS_CLAIM", "groups")
 WND_OIDC_OPERATOR_GROUPS = env_list("WND_OIDC_OPERATOR_GROUPS", [])
 WND_OIDC_VIEWER_GROUPS = env_list("WND_OIDC_VIEWER_GROUPS", [])
 if WND_OIDC_ENABLED:
-    AUTHENTICATION_BACKENDS.append("dashboard.oidc.RoleMappingBackend")
+    AUTHENTICATION_BACKENDS.append("dashboard.access.oidc.RoleMappingBackend")
 
 LOGGING = {
     "version": 1,

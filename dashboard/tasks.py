@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard import bundles, delivery, diagnosis, housekeeping, notify, schedules
+from dashboard import bundles, delivery, diagnosis, notify, schedules
+from dashboard.server import housekeeping
 
 
 @shared_task(name="dashboard.check_node")

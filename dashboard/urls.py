@@ -6,8 +6,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import bundleviews, diagnose_views, ingest, metrics, monitor_views, oidc, signin, views
+from dashboard import ingest
+from dashboard.access import oidc, signin
 from dashboard.cluster import views as cluster_views
+from dashboard.pages import bundleviews, diagnose_views, monitor_views, views
+from dashboard.server import metrics
 
 urlpatterns = [
     path("", views.fleet, name="fleet"),

@@ -18,7 +18,7 @@ if "REDIS_URL" not in os.environ:
     from django.conf import settings
 
     from dashboard.celery import app as celery_app
-    from dashboard.embedded import Supervisor, free_port
+    from dashboard.server.embedded import Supervisor, free_port
 
     _redis = Supervisor()
     _url = _redis.start_redis(free_port(), Path(tempfile.mkdtemp(prefix="wnd-test-redis-")))

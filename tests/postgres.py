@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dashboard.embedded import free_port, wait_for_port
+from dashboard.server.embedded import free_port, wait_for_port
 
 
 def bin_dir() -> Path | None:

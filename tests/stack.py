@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection
 
-from dashboard.embedded import Supervisor, free_port, python, wait_for_http, web_command, worker_command
 from dashboard.live import redis_client
+from dashboard.server.embedded import Supervisor, free_port, python, wait_for_http, web_command, worker_command
 
 
 @dataclass

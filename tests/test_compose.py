@@ -37,7 +37,7 @@ def test_healthchecks_use_what_the_image_has() -> None:
         test = " ".join(service.get("healthcheck", {}).get("test", []))
         assert "pgrep" not in test and "curl" not in test, name  # python:slim has neither
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
-    assert services["watcher"]["healthcheck"]["test"][1:4] == ["python", "-m", "dashboard.heartbeat"]
+    assert services["watcher"]["healthcheck"]["test"][1:4] == ["python", "-m", "dashboard.server.heartbeat"]
 
 
 def test_every_variable_the_settings_read_is_documented_in_env_example() -> None:

@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from dashboard.cluster.pages import WorkloadQuery, workloads_context
-from dashboard.http import AuthedRequest
+from dashboard.pages.http import AuthedRequest
 
 
 @login_required

@@ -168,7 +168,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         try:
-            from dashboard.embedded import wait_for_http
+            from dashboard.server.embedded import wait_for_http
 
             wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
             wait_for_reports(nodes_wanted=7)

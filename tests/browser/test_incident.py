@@ -16,8 +16,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from playwright.sync_api import Page, expect
 
-from dashboard.embedded import python
 from dashboard.models import Node, enroll
+from dashboard.server.embedded import python
 from tests.dashboard.reports import make_report
 from tests.integration.live import post
 from tests.stack import Stack

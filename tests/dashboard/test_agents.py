@@ -142,7 +142,7 @@ async def test_revoking_a_token_closes_its_agents_connection_at_once() -> None:
     assert not await database_sync_to_async(agents.is_online)(node.pk)  # the pages stop saying "connected"
 
     def page_says() -> str:
-        from dashboard.nodepage import node_context
+        from dashboard.pages.nodepage import node_context
 
         fresh = Node.objects.select_related("cluster").get(pk=node.pk)
         return str(node_context(fresh, None)["agent"]["text"])

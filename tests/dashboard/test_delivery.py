@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from dashboard import delivery, diagnosis
 from dashboard.live import redis_client
-from dashboard.metrics import render
 from dashboard.models import Bundle, DiagnosisRun, LogTail, Node, Report, enroll
+from dashboard.server.metrics import render
 from tests.dashboard.reports import make_report
 
 pytestmark = pytest.mark.django_db

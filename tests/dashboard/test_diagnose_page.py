@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from dashboard.analysis import AnalysisError, upload_name
+from dashboard.pages.analysis import AnalysisError, upload_name
 from diagnostics.bundle.reader import decode_text
 from diagnostics.cli import diagnose
 from tests.diagnostics.bundle.builders import FIXTURES, make_targz, make_zip

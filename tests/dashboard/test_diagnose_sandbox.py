@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from dashboard import live, sandbox
+from dashboard import live
+from dashboard.pages import sandbox
 from diagnostics.cli import diagnose
 from tests.diagnostics.bundle.builders import FIXTURES, make_targz
 from tests.hostile.inputs import objects_bundle, yaml_bundle

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import heartbeat
+from dashboard.server import heartbeat
 
 
 @pytest.fixture(autouse=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
 
-from dashboard.models import AgentToken, Cluster, Finding, Node, enroll
+from dashboard.models import AgentToken, Cluster, Finding, Node, Report, enroll
+from tests.diagnostics.bundle.exports import scenario_report
 
 pytestmark = pytest.mark.django_db
 
@@ -177,6 +180,20 @@ def test_a_finding_another_one_explains_is_nested_under_its_cause(client: Any, v
     caused = html.index('aria-label="Caused by hns.lb-policy-missing"')
     assert html.index('data-group="hns.lb-policy-missing"') < caused < html.index("VIP unreachable")
     assert "Because of" in html
+
+
+def test_the_node_page_says_which_network_plugin_the_node_runs(client: Any, viewer: Any) -> None:
+    node = add_node("prod-eu", "win-prod-02")
+    document = scenario_report("subnet-env-missing")  # a flannel node (flanneld service and files)
+    Report.objects.create(
+        node=node,
+        collected_at="2026-11-24T10:15:40Z",
+        agent_version="0.1.0",
+        payload=Report.pack(json.dumps(document).encode()),
+    )
+    client.force_login(viewer)
+    html = client.get("/clusters/prod-eu/nodes/win-prod-02/").content.decode()
+    assert re.search(r"Network plugin</dt>\s*<dd>flannel", html), "the plugin is among the node's facts"
 
 
 def test_an_unknown_node_is_a_404(client: Any, viewer: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dashboard.models import Report
-from dashboard.retention import keep_environment, strip_report
+from dashboard.server.retention import keep_environment, strip_report
 from tests.dashboard.reports import make_report
 
 LEAKY_ENV = {

@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
 
-from dashboard.roles import OPERATOR_GROUP, VIEWER_GROUP, is_operator
+from dashboard.access.roles import OPERATOR_GROUP, VIEWER_GROUP, is_operator
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +120,7 @@ def provider(settings: Any) -> Iterator[Provider]:
     settings.OIDC_OP_JWKS_ENDPOINT = f"{base}/keys"
     settings.WND_OIDC_OPERATOR_GROUPS = ["k8s-ops"]
     settings.WND_OIDC_VIEWER_GROUPS = ["k8s-view", "/support"]
-    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "dashboard.oidc.RoleMappingBackend"]
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "dashboard.access.oidc.RoleMappingBackend"]
     try:
         yield state
     finally:

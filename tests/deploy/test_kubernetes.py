@@ -199,7 +199,7 @@ def test_one_migration_job_one_beat_and_web_worker_watcher_with_resources_and_pr
         ]
     )
     watcher = deployments["node-doctor-watcher"]["spec"]["template"]["spec"]["containers"][0]
-    assert watcher["livenessProbe"]["exec"]["command"][:4] == ["python", "-m", "dashboard.heartbeat", "watcher"]
+    assert watcher["livenessProbe"]["exec"]["command"][:4] == ["python", "-m", "dashboard.server.heartbeat", "watcher"]
     pdbs = {
         p["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
         for p in by_kind(objects, "PodDisruptionBudget").values()
@@ -313,7 +313,7 @@ def test_secrets_come_from_files_of_a_secret_and_bundles_from_a_shared_storage(o
 
 
 def test_monitoring_alerts_and_dashboard_read_metrics_the_dashboard_exports() -> None:
-    exported = set(re.findall(r'"(wnd_[a-z_]+)"', (ROOT / "dashboard" / "metrics.py").read_text()))
+    exported = set(re.findall(r'"(wnd_[a-z_]+)"', (ROOT / "dashboard" / "server" / "metrics.py").read_text()))
     objects = rendered("production+monitoring+object-storage")
     rule = by_kind(objects, "PrometheusRule")["node-doctor"]
     expressions = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]

@@ -31,7 +31,7 @@ from typing import Any
 
 from agent.sender import ReportQueue, Sender
 from agent.state import new_instance
-from dashboard.embedded import (
+from dashboard.server.embedded import (
     free_port,
     python,
     redis_server_binary,

@@ -13,8 +13,8 @@ import pytest
 
 from dashboard import agents
 from dashboard.diagnosis import ask_for_fresh_report
-from dashboard.embedded import python
 from dashboard.models import Finding, Node, Report, enroll
+from dashboard.server.embedded import python
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration

@@ -23,9 +23,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from dashboard.embedded import Supervisor, free_port, python, wait_for_http, web_command, worker_command
+from dashboard.access.roles import OPERATOR_GROUP, VIEWER_GROUP
 from dashboard.models import AgentToken, enroll
-from dashboard.roles import OPERATOR_GROUP, VIEWER_GROUP
+from dashboard.server.embedded import Supervisor, free_port, python, wait_for_http, web_command, worker_command
 
 SCENARIOS = Path(settings.BASE_DIR) / "agent" / "scenarios"
 LOGINS = (("operator", "operator-demo", OPERATOR_GROUP), ("viewer", "viewer-demo", VIEWER_GROUP))

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.models import Node
-from dashboard.nodepage import remove
+from dashboard.pages.nodepage import remove
 
 
 class Command(BaseCommand):

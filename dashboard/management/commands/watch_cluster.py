@@ -15,12 +15,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard import heartbeat
 from dashboard.cluster import leader
 from dashboard.cluster.config import ConfigError, configured
 from dashboard.cluster.simulated import SimulatedSource, recorded_clusters
 from dashboard.cluster.source import ClusterSource
 from dashboard.cluster.sync import ClusterSync, Watcher
+from dashboard.server import heartbeat
 
 
 class Command(BaseCommand):
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         try:
             while not stopping.is_set() and not lost.is_set() and (watcher.alive() or not leading.is_set()):
                 stopping.wait(0.2)
-                heartbeat.beat("watcher")  # the liveness probe: python -m dashboard.heartbeat watcher
+                heartbeat.beat("watcher")  # the liveness probe: python -m dashboard.server.heartbeat watcher
                 if tick and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + tick
                     for sync in syncs:

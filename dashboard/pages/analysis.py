@@ -2,7 +2,7 @@
 
 Both inputs go through ``diagnostics.cli.diagnose``, the same core as ``python -m
 diagnostics``, so the page shows what the command prints for the same input. It runs in
-a child process with memory and time limits (``dashboard.sandbox``), never in the web process:
+a child process with memory and time limits (``dashboard.pages.sandbox``), never in the web process:
 
 - an upload is linked (or copied, in chunks) into a fresh private temporary folder under a name
   this module chooses (the user's name is kept only when it is a plain, safe file
@@ -32,8 +32,8 @@ from typing import Any
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
-from dashboard import sandbox
 from dashboard.models import Finding
+from dashboard.pages import sandbox
 from diagnostics.bundle.recognize import recognize
 from diagnostics.cli import Diagnosis
 from diagnostics.model import Finding as EngineFinding

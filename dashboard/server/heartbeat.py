@@ -1,7 +1,7 @@
 """File heartbeats for liveness probes of processes that serve no HTTP (the cluster watcher).
 
 A loop calls ``beat(NAME)`` as it goes round; the probe runs
-``python -m dashboard.heartbeat NAME --max-age SECONDS`` and fails when the file is older than
+``python -m dashboard.server.heartbeat NAME --max-age SECONDS`` and fails when the file is older than
 that (the loop is stuck) or missing. Files live in ``WND_HEARTBEAT_DIR`` (default: the temporary
 folder), one per name; writing is rate-limited to one touch per ``MIN_INTERVAL`` seconds.
 """
@@ -46,7 +46,7 @@ def age(name: str) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboard.heartbeat", description="liveness probe")
+    parser = argparse.ArgumentParser(prog="python -m dashboard.server.heartbeat", description="liveness probe")
     parser.add_argument("name")
     parser.add_argument("--max-age", type=float, default=120.0, help="seconds")
     args = parser.parse_args(argv)

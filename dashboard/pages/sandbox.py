@@ -39,7 +39,7 @@ from diagnostics.model import Finding, FindingsDocument
 
 log = logging.getLogger(__name__)
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 # The child: limits first, then the engine. It answers on stdout with one JSON object,
 # {"error": "..."} for an input the reader refuses.

@@ -9,11 +9,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard import agents, charts, lifecycle, nodetests
+from dashboard import agents, lifecycle, nodetests
+from dashboard.access.roles import is_operator
 from dashboard.cluster.pages import node_pods
 from dashboard.models import DiagnosisRun, Finding, Node, Report, link_causes
-from dashboard.roles import is_operator
+from dashboard.pages import charts
 from dashboard.snapshots import stored_snapshot
+from diagnostics.checks.common import network_plugin
 from diagnostics.model import Severity, Status
 
 SEVERITY_RANK = {s.slug: s.rank for s in Severity}
@@ -51,6 +53,8 @@ def _facts_of_report(report_id: int) -> list[tuple[str, str]]:
             f"{n.name} ({n.type}{', ' + n.subnets[0].prefix if n.subnets else ''})" for n in snap.hns_networks.value
         )
         facts.append(("HNS networks", nets or "none"))
+    plugin = network_plugin(snap)
+    facts.append(("Network plugin", f"{plugin.value} (from {plugin.source})" if plugin else "not recognised"))
     if snap.adapters is not None:
         facts.append(("Adapters", ", ".join(f"{a.name} [{a.status}]" for a in snap.adapters.value) or "none"))
     if snap.services is not None:

@@ -15,14 +15,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agent.protocol import RequestError
 from dashboard import agents, queue
+from dashboard.access.roles import operator_required
 from dashboard.agents import send_request
-from dashboard.fleet import FleetQuery, fleet_context
-from dashboard.http import AuthedRequest
 from dashboard.models import AgentToken, DiagnosisRun, Node
 from dashboard.models import enroll as enroll_node
-from dashboard.nodepage import install_commands, node_context, remove
 from dashboard.nodetests import resolve_service
-from dashboard.roles import operator_required
+from dashboard.pages.fleet import FleetQuery, fleet_context
+from dashboard.pages.http import AuthedRequest
+from dashboard.pages.nodepage import install_commands, node_context, remove
 
 
 @require_GET

@@ -2,7 +2,7 @@
 
 Any signed-in user may use it: it reads nothing stored and keeps nothing. The upload goes
 to a temporary file and is analyzed in a child process with memory and time limits
-(``dashboard.sandbox``); the view is a coroutine, so the wait holds no thread of the web
+(``dashboard.pages.sandbox``); the view is a coroutine, so the wait holds no thread of the web
 process. Errors (corrupt archive, too big, not a bundle, empty or unrecognized paste, over
 the limits) answer 400 with the page and its message; a user with an analysis already
 running gets 429. An htmx request gets only the result panel.
@@ -23,7 +23,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
-from dashboard import analysis, sandbox
+from dashboard.pages import analysis, sandbox
 
 TEMPLATE = "dashboard/diagnose.html"
 

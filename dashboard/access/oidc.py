@@ -5,7 +5,7 @@ claim (``WND_OIDC_GROUPS_CLAIM``, ``groups`` by default: Entra ID sends group ob
 Okta group names, Keycloak group paths such as ``/k8s-ops``) is compared with
 ``WND_OIDC_OPERATOR_GROUPS`` and ``WND_OIDC_VIEWER_GROUPS``:
 
-- a member of an operator group gets the ``operator`` group here (``dashboard.roles``);
+- a member of an operator group gets the ``operator`` group here (``dashboard.access.roles``);
 - a member of a viewer group only, the ``viewer`` group;
 - anyone else is refused, unless no group is configured at all (then every user the
   provider signs in is a viewer).
@@ -26,7 +26,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from dashboard.roles import OPERATOR_GROUP, VIEWER_GROUP
+from dashboard.access.roles import OPERATOR_GROUP, VIEWER_GROUP
 
 
 def _names(values: Iterable[str]) -> set[str]:

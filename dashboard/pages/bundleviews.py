@@ -10,9 +10,9 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import bundles, bundlestore, queue
-from dashboard.http import AuthedRequest
+from dashboard.access.roles import operator_required
 from dashboard.models import Bundle, Node
-from dashboard.roles import operator_required
+from dashboard.pages.http import AuthedRequest
 
 CONTENT_TYPES = {"tar.gz": "application/gzip", "zip": "application/zip"}
 

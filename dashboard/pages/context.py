@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from dashboard.roles import is_operator
+from dashboard.access.roles import is_operator
 
 
 def roles(request: HttpRequest) -> dict[str, Any]:

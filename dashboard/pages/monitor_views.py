@@ -11,12 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import charts, lifecycle, live, notify, queue, schedules
-from dashboard.forms import AcknowledgeForm, ChannelForm, ScheduleForm, SilenceForm
-from dashboard.http import AuthedRequest
+from dashboard import lifecycle, live, notify, queue, schedules
+from dashboard.access.roles import is_operator, operator_required
 from dashboard.models import Cluster, Finding
 from dashboard.monitoring import Delivery, NotificationChannel, Schedule, ScheduleRun
-from dashboard.roles import is_operator, operator_required
+from dashboard.pages import charts
+from dashboard.pages.forms import AcknowledgeForm, ChannelForm, ScheduleForm, SilenceForm
+from dashboard.pages.http import AuthedRequest
 from diagnostics.model import Severity
 
 # -- schedules ----------------------------------------------------------------

@@ -99,7 +99,7 @@ def python() -> str:
 
 # uvicorn's limits against slow or greedy clients (documented in .env.example; compose's web command uses
 # the same): idle keep-alive connections closed after 5 s, request line and headers at most 64 KiB,
-# at most 2000 connections and tasks at once (then 503). A stalled body: dashboard.slowbody.
+# at most 2000 connections and tasks at once (then 503). A stalled body: dashboard.server.slowbody.
 SERVER_LIMITS = ("--timeout-keep-alive", "5", "--h11-max-incomplete-event-size", "65536",
                  "--limit-concurrency", "2000")  # fmt: skip
 

@@ -1,0 +1,1 @@
+"""Who may do what: sign-in (local accounts and OIDC) and the viewer and operator roles."""

@@ -1,0 +1,1 @@
+"""Running the service: health probes, request limits, metrics, maintenance, the embedded demo services."""
