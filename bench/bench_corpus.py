@@ -57,13 +57,16 @@ def main() -> int:
     print(f"cases: {len(outcomes)} ({negatives} with nothing to find)")
     print(f"recall on must: {total_hit}/{total_must} = {total_hit / max(total_must, 1):.2f}")
     print(f"must_not raised: {total_alarms} of {sum(must_not.values())}")
+    known = sum(len(o.case.known_miss) for o in outcomes)
+    print(f"known misses (named in expected.json): {known}")
     print(f"inputs not read: {len(unread)}")
     for o in unread:
         print(f"  {o.case.name}: {o.unread[:160]}")
     if args.verbose:
         for o in outcomes:
             for check in o.missed:
-                print(f"MISS   {o.case.name}: {check}")
+                why = o.case.known_miss.get(check)
+                print(f"MISS   {o.case.name}: {check}" + (f" (known: {why})" if why else ""))
             for check in o.false_alarms:
                 print(f"ALARM  {o.case.name}: {check}")
     return 0

@@ -339,19 +339,23 @@ def _read_text_facts(path: str, text: str, part: _NodePart, out: _Collected) -> 
         out.objects.append((path, node))
     if facts.server_version and out.server_version is None:
         out.server_version = (facts.server_version, path)
-    if facts.node_info:
+    if facts.node_info or facts.resources:
         if len(nodes) == 1:
             info = nodes[0]["status"]["nodeInfo"]
             for key, value in facts.node_info.items():
                 info.setdefault(key, value)
+            for section, amounts in facts.resources.items():
+                nodes[0]["status"].setdefault(section, amounts)
         elif not nodes:
             node = {
                 "apiVersion": "v1",
                 "kind": "Node",
                 "metadata": {"name": ""},
-                "status": {"nodeInfo": facts.node_info},
+                "status": {"nodeInfo": facts.node_info, **facts.resources},
             }
             part.facts["node_object"] = _Candidate(_PRIO_FILE + 1, path, Fact(node, path))
+    if facts.cni_conf:
+        part.files.setdefault("cni.conf", _Candidate(_PRIO_FILE, path, facts.cni_conf))
     if facts.hns_networks_empty:
         # Get-HnsNetwork seen printing nothing beats any network JSON elsewhere in the text (often a request).
         part.facts["hns_networks"] = _Candidate(_PRIO_PROBES, path, Fact((), f"{path}: Get-HnsNetwork"))

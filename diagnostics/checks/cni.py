@@ -103,6 +103,12 @@ def exceptionlist(snap: NodeSnapshot) -> Outcome:
     entries = list(conf.exception_list)
     required = required_exceptions(snap)
     if not required:
+        yield Unknown(
+            needs=(
+                "the cluster (pod) CIDR and the service CIDR: the cluster's API, net-conf.json or subnet.env, "
+                "or kubelet's --cluster-dns",
+            ),
+        )
         return
     missing = [(role, cidr) for role, cidr in required if not _covered(cidr.value, entries)]
     # External destinations the pods failed to reach although an exception stops their SNAT.

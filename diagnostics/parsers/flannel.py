@@ -124,27 +124,43 @@ def parse_net_conf(text: str) -> NetConf:
     )
 
 
+def _key(holder: dict[str, Any], name: str) -> str | None:
+    """The key of ``holder`` spelled ``name`` in any case (Go's JSON decoding of these files ignores case)."""
+    if name in holder:
+        return name
+    return next((k for k in holder if isinstance(k, str) and k.lower() == name.lower()), None)
+
+
 def _exception_list(policies: Any, path: str) -> tuple[tuple[str, ...], str] | None:
     """Find the OutBoundNAT ExceptionList in a ``policies`` / ``AdditionalArgs`` array.
 
     Two shapes exist: the v1 ``{"Name": "EndpointPolicy", "Value": {"Type": "OutBoundNAT",
     "ExceptionList": [...]}}`` and the v2 (sdnbridge) ``{"Name": "EndpointPolicy", "Value":
-    {"Type": "OutBoundNAT", "Settings": {"Exceptions": [...]}}}``.
+    {"Type": "OutBoundNAT", "Settings": {"Exceptions": [...]}}}``. Keys are matched in any case
+    (Rancher writes ``"value"`` and ``"name"``).
     """
     if not isinstance(policies, list):
         return None
     for i, item in enumerate(policies):
         if not isinstance(item, dict):
             continue
-        value = item.get("Value", item)
-        if not isinstance(value, dict) or str(value.get("Type", "")).lower() != "outboundnat":
+        value_key = _key(item, "Value")
+        value = item[value_key] if value_key else item
+        if not isinstance(value, dict):
             continue
-        here = f"{path}[{i}].Value" if "Value" in item else f"{path}[{i}]"
-        if isinstance(value.get("ExceptionList"), list):
-            return tuple(str(x) for x in value["ExceptionList"]), here + ".ExceptionList"
-        settings = value.get("Settings")
-        if isinstance(settings, dict) and isinstance(settings.get("Exceptions"), list):
-            return tuple(str(x) for x in settings["Exceptions"]), here + ".Settings.Exceptions"
+        type_key = _key(value, "Type")
+        if type_key is None or str(value[type_key]).lower() != "outboundnat":
+            continue
+        here = f"{path}[{i}].{value_key}" if value_key else f"{path}[{i}]"
+        list_key = _key(value, "ExceptionList")
+        if list_key and isinstance(value[list_key], list):
+            return tuple(str(x) for x in value[list_key]), f"{here}.{list_key}"
+        settings_key = _key(value, "Settings")
+        settings = value[settings_key] if settings_key else None
+        if isinstance(settings, dict):
+            exceptions_key = _key(settings, "Exceptions")
+            if exceptions_key and isinstance(settings[exceptions_key], list):
+                return tuple(str(x) for x in settings[exceptions_key]), f"{here}.{settings_key}.{exceptions_key}"
         return (), here + ".ExceptionList"
     return None
 
@@ -161,8 +177,9 @@ def parse_cni_conf(text: str) -> CniConf:
     delegate = delegate if isinstance(delegate, dict) else {}
     found = None
     for holder, path in ((delegate, prefix + "delegate."), (plugin, prefix)):
-        for key in ("policies", "AdditionalArgs"):
-            found = _exception_list(holder.get(key), path + key)
+        for name in ("policies", "AdditionalArgs"):
+            key = _key(holder, name)
+            found = _exception_list(holder[key], path + key) if key else None
             if found is not None:
                 break
         if found is not None:

@@ -16,15 +16,22 @@
 5. An empty ``Get-HnsNetwork`` (the prompt comes back with nothing printed) -> ``hns_networks_empty``.
 6. The network mode the text expects (l2bridge / overlay) -> ``network_hint``.
 7. ``ipconfig`` blocks -> ``ipconfig`` (the text from "Windows IP Configuration" on).
+8. ``Capacity:`` / ``Allocatable:`` blocks pasted without the rest of ``kubectl describe node``
+   (no ``Name:`` line), in text about Windows -> ``resources`` of the unnamed node the text is about.
+9. A Windows CNI config (JSON with an OutBoundNAT ``ExceptionList``) pasted among prose -> ``cni_conf``,
+   the JSON text as the node's cni.conf.
 
 Node objects carry the API's shape (camelCase) so the checks read them as they read the API's.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from diagnostics.parsers.flannel import parse_cni_conf
 
 TEXT_NODE_ANNOTATION = "windows-node-doctor/source"
 
@@ -39,9 +46,19 @@ class TextFacts:
     node_name: str = ""  # the node the text is about, when it names one (describe pod's Node:, an event's source)
     ipconfig: str = ""
     probes: list[Probe] = field(default_factory=list)
+    resources: dict[str, dict[str, str]] = field(default_factory=dict)  # this (unnamed) node's capacity/allocatable
+    cni_conf: str = ""  # a CNI config's JSON text
 
     def __bool__(self) -> bool:
-        return bool(self.nodes or self.server_version or self.node_info or self.hns_networks_empty or self.ipconfig)
+        return bool(
+            self.nodes
+            or self.server_version
+            or self.node_info
+            or self.hns_networks_empty
+            or self.ipconfig
+            or self.resources
+            or self.cni_conf
+        )
 
 
 _WINDOWS_CONTEXT = re.compile(
@@ -51,7 +68,7 @@ _LINUX_NAME = re.compile(r"linux|ubuntu|centos|rhel|debian|master|control|etcd|\
 _STATUS = re.compile(r"^(Ready|NotReady|Unknown)(?:,\S+)?$")
 _VERSION = re.compile(r"^v\d+\.\d+")
 _AGE = re.compile(r"^(?:\d+[smhdy])+$|^<invalid>$")
-_HEADER = re.compile(r"^\W{0,3}NAME\s+STATUS\s+(?:ROLES\s+)?AGE\s+VERSION\b.*$", re.MULTILINE)
+_HEADER = re.compile(r"^\W{0,3}NAME[\s|]+STATUS[\s|]+(?:ROLES[\s|]+)?AGE[\s|]+VERSION\b.*$", re.MULTILINE)
 
 
 def read_text(text: str) -> TextFacts:
@@ -73,6 +90,9 @@ def read_text(text: str) -> TextFacts:
     facts.nodes = list(nodes.values())
     facts.server_version = _server_version(text) or (control_versions[0] if control_versions else "")
     facts.node_info = _node_info(text)
+    if windows_context and not _DESCRIBE_NAME.search(text):
+        facts.resources = _resources(text)
+    facts.cni_conf = _cni_config(text)
     named = _POD_NODE.search(text) or _EVENT_SOURCE.search(text)
     if named and not _LINUX_NAME.search(named.group(1)):
         facts.node_name = named.group(1).lower()
@@ -104,7 +124,10 @@ _CLUSTER_IP = re.compile(r"^\S+\s+(?:\S+\s+)?(?:ClusterIP|NodePort|LoadBalancer)
 
 
 def _split(line: str) -> list[str]:
-    """A table row's cells: kubectl separates columns by three or more spaces (values hold single ones)."""
+    """A table row's cells: kubectl separates columns by three or more spaces (values hold single ones);
+    a row retyped as a Markdown table (``| a | b |``) by its pipes."""
+    if line.strip().startswith("|") and line.count("|") >= 3:
+        return [cell.strip() for cell in line.strip().strip("|").split("|") if cell.strip()]
     line = re.sub(r"^\W{0,3}(?=\S)", "", line.rstrip()) if line.lstrip().startswith((">", "|", "*")) else line
     return [cell.strip() for cell in re.split(r"\s{2,}|\t+", line.strip()) if cell.strip()]
 
@@ -267,11 +290,18 @@ def _described_nodes(text: str) -> list[dict[str, Any]]:
             node["status"]["conditions"] = [
                 {"type": "Ready", "status": "False", "reason": "Taint", "message": taint.group(0) if taint else ""}
             ]
-        for section, key in (("Capacity", "capacity"), ("Allocatable", "allocatable")):
-            part = re.search(rf"^\W{{0,3}}{section}:\s*\n((?:[ \t]+\S.*\n?)+)", block, re.MULTILINE)
-            if part:
-                node["status"][key] = dict(re.findall(r"^\s+([\w./-]+):\s+(\S+)", part.group(1), re.MULTILINE))
+        node["status"].update(_resources(block))
         found.append(node)
+    return found
+
+
+def _resources(text: str) -> dict[str, dict[str, str]]:
+    """``Capacity:`` and ``Allocatable:`` sections as the API's ``capacity`` / ``allocatable`` maps."""
+    found: dict[str, dict[str, str]] = {}
+    for section, key in (("Capacity", "capacity"), ("Allocatable", "allocatable")):
+        part = re.search(rf"^\W{{0,3}}{section}:\s*\n((?:[ \t]+\S.*\n?)+)", text, re.MULTILINE)
+        if part:
+            found[key] = dict(re.findall(r"^\s+([\w./-]+):\s+(\S+)", part.group(1), re.MULTILINE))
     return found
 
 
@@ -360,6 +390,41 @@ def _node_info(text: str) -> dict[str, str]:
     elif docker:
         info["containerRuntimeVersion"] = f"docker://{docker.group(1)}"
     return info
+
+
+# -- a CNI config among prose ---------------------------------------------------------------
+
+_JSON_START = re.compile(r"^[ \t>]*\{", re.MULTILINE)
+MAX_JSON_TRIES = 20
+
+
+def _cni_config(text: str) -> str:
+    """The first JSON object of ``text`` that reads as a CNI config with an OutBoundNAT ExceptionList; "" if none.
+
+    Only objects that start a line are tried (a pasted file starts on its own line), at most
+    ``MAX_JSON_TRIES`` of them, so long logs full of JSON stay cheap.
+    """
+    if "exceptionlist" not in text.lower():
+        return ""
+    decoder = json.JSONDecoder()
+    for tries, match in enumerate(_JSON_START.finditer(text)):
+        if tries >= MAX_JSON_TRIES:
+            break
+        start = match.end() - 1
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        if not isinstance(value, dict) or not ("cniVersion" in value or "plugins" in value or "delegate" in value):
+            continue
+        snippet = text[start:end]
+        try:
+            conf = parse_cni_conf(snippet)
+        except ValueError:
+            continue
+        if conf.exception_list is not None:
+            return snippet
+    return ""
 
 
 # -- HNS ---------------------------------------------------------------------------------

@@ -57,6 +57,16 @@ def test_ipconfig_without_a_vethernet_adapter_is_evidence_only_when_the_node_exp
     assert with_mode[("unknown", "hns.network-missing")] is Status.FAIL
 
 
+def test_capacity_and_allocatable_pasted_alone_decide_the_memory_reserve(tmp_path: Path) -> None:
+    blocks = "Capacity:\n memory:   {}\nAllocatable:\n memory:   {}\n"
+
+    nothing_reserved = diagnosed(tmp_path, "Windows node:\n" + blocks.format("8388148Ki", "8388148Ki"))
+    enough_reserved = diagnosed(tmp_path, "Windows node:\n" + blocks.format("7339572Ki", "3565108Ki"), name="b.txt")
+
+    assert nothing_reserved[("unknown", "node.memory-reserve-low")] is Status.FAIL
+    assert ("unknown", "node.memory-reserve-low") not in enough_reserved
+
+
 def test_a_failing_external_ping_alone_is_undecided_and_with_a_working_curl_it_is_the_limitation(
     tmp_path: Path,
 ) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from diagnostics.facts import ConnectivityResult
 from tests.diagnostics.builders import fixture_text, make_snapshot
-from tests.diagnostics.checks.outcomes import failures
+from tests.diagnostics.checks.outcomes import failures, unknowns
 
 CHECK = "cni.exceptionlist"
 
@@ -70,6 +70,20 @@ class TestExceptionList:
 
         view = replace(make_snapshot().cluster_view, service_cidr="")
         assert failures(make_snapshot(cluster_view=view), CHECK) == []
+
+    def test_it_says_what_it_needs_when_the_clusters_cidrs_are_unknown(self) -> None:
+        conf = fixture_text("checks/healthy/cni.conf")
+        snap = make_snapshot(
+            files={"cni.conf": conf, "net-conf.json": None, "subnet.env": None},
+            cluster_view=None,
+            services=None,
+            processes=None,
+            ip_config=None,
+        )
+
+        [finding] = unknowns(snap, CHECK)
+
+        assert "service CIDR" in finding.summary
 
     def test_it_stays_quiet_on_a_healthy_node(self) -> None:
         assert failures(make_snapshot(), CHECK) == []

@@ -56,6 +56,17 @@ class TestCniConf:
         assert conf.exception_list == ("10.244.0.0/16", "10.96.0.0/12", "10.0.0.0/24")
         assert conf.exception_list_path == "delegate.policies[0].Value.ExceptionList"
 
+    def test_it_reads_keys_in_any_case_as_rancher_writes_them(self) -> None:
+        text = (
+            '{"delegate": {"type": "win-bridge", "policies": [{"name": "EndpointPolicy", "value": '
+            '{"ExceptionList": ["10.42.0.0/16", "10.43.0.0/16"], "Type": "OutBoundNAT"}}]}, "type": "flannel"}'
+        )
+
+        conf = parse_cni_conf(text)
+
+        assert conf.exception_list == ("10.42.0.0/16", "10.43.0.0/16")
+        assert conf.exception_list_path == "delegate.policies[0].value.ExceptionList"
+
     def test_it_reports_no_list_without_an_outbound_nat_policy(self) -> None:
         assert parse_cni_conf('{"name": "cbr0", "type": "win-bridge"}').exception_list is None
 

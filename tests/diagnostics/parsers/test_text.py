@@ -40,6 +40,22 @@ class TestKubectlGetNodes:
         [node] = read_text("start.ps1 fails on Windows Server 2019\n" + table).nodes
         assert node["metadata"]["name"] == "node-7"
 
+    def test_a_table_retyped_in_markdown_is_read_by_its_pipes(self) -> None:
+        table = (
+            "|NAME      |  STATUS  | ROLES   |  AGE  |  VERSION |\n"
+            "|--------- | ---------|-------- | ------|--------- |\n"
+            "|cp-1      |  Ready   | master  |  44d  |  v1.28.2 |\n"
+            "|win-7     |  NotReady|  <none> |  23d  |  v1.24.0 |\n"
+        )
+
+        facts = read_text(table)
+
+        [node] = facts.nodes
+        assert node["metadata"]["name"] == "win-7"
+        assert node["status"]["conditions"][0]["status"] == "False"
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.24.0"
+        assert facts.server_version == "v1.28.2"
+
 
 class TestDescribeNode:
     def test_it_reads_the_ready_condition_system_info_and_memory(self) -> None:
@@ -88,6 +104,43 @@ System Info:
         [node] = read_text(text).nodes
 
         assert node["status"]["conditions"][0]["reason"] == "NodeNotReady"
+
+
+class TestResourcesAlone:
+    BLOCKS = """\
+Capacity:
+ cpu:                            2
+ memory:                         8388148Ki
+Allocatable:
+ cpu:                            2
+ memory:                         8388148Ki
+"""
+
+    def test_capacity_and_allocatable_without_describe_node_are_the_unnamed_nodes_in_text_about_windows(self) -> None:
+        facts = read_text("On a Windows node:\n```\n" + self.BLOCKS + "```\n")
+
+        assert facts.nodes == []
+        assert facts.resources == {
+            "capacity": {"cpu": "2", "memory": "8388148Ki"},
+            "allocatable": {"cpu": "2", "memory": "8388148Ki"},
+        }
+
+    def test_they_say_nothing_in_text_not_about_windows_or_inside_a_described_node(self) -> None:
+        assert read_text(self.BLOCKS).resources == {}
+        described = "Name:               lnx-1\nRoles:              <none>\n" + self.BLOCKS
+        assert read_text("Windows pods fail\n" + described).resources == {}
+
+
+class TestCniConfigAmongProse:
+    CONF = '{"cniVersion": "0.2.0", "type": "win-bridge", "AdditionalArgs": [{"Name": "EndpointPolicy", "Value": {"Type": "OutBoundNAT", "ExceptionList": ["10.244.0.0/16"]}}]}'
+
+    def test_a_pasted_cni_config_is_cut_out_of_the_prose(self) -> None:
+        facts = read_text("here is the cni config:\n```\n" + self.CONF + "\n```\nit does not work\n")
+
+        assert facts.cni_conf == self.CONF
+
+    def test_other_json_and_a_mere_mention_of_the_exception_list_are_not_a_cni_config(self) -> None:
+        assert read_text('the ExceptionList is wrong\n{"Name": "cbr0", "Type": "L2Bridge"}\n').cni_conf == ""
 
 
 class TestVersionsInPassing:
