@@ -37,7 +37,7 @@ from dashboard import agents, bundlestore, live
 from dashboard.models import Bundle, Node, link_causes
 from diagnostics.bundle.issue import issue_url
 from diagnostics.bundle.redact import RedactOptions
-from diagnostics.bundle.writer import BundleSummary, LogSource, NodeBundle, bundle_name, issue_for, write_bundle
+from diagnostics.bundle.writer import BundleSummary, LogSource, NodeBundle, issue_for, write_bundle
 from diagnostics.report import ReportError
 
 log = logging.getLogger(__name__)
@@ -287,16 +287,6 @@ def export_nodes(
         return write_bundle(out, parts, fmt=fmt, options=options, progress=progress, now=now)
 
 
-def default_file_name(nodes: list[Node], fmt: str, when: datetime, options: RedactOptions) -> str:
-    from diagnostics.bundle.redact import Redactor
-
-    redactor = Redactor(options)
-    if options.hosts:
-        redactor.learn_hosts([n.name for n in nodes])
-    stub = [NodeBundle(node=n.name, cluster=n.cluster.name) for n in nodes]
-    return f"{bundle_name(stub, when, redactor)}.{fmt}"
-
-
 def build(bundle_id: int) -> bool:
     """Build a requested bundle; False when another worker has it already (idempotent)."""
     claimed = Bundle.objects.filter(pk=bundle_id, state=Bundle.PENDING).update(
@@ -309,7 +299,6 @@ def build(bundle_id: int) -> bool:
     groups = [n.group for n in nodes]
     options = options_of(bundle)
     when = datetime.now(UTC)
-    name = f"{bundle.pk}-{default_file_name(nodes, bundle.fmt, when, options)}"
     last = [-1]
 
     def progress(done: int, total: int, _what: str) -> None:
@@ -333,7 +322,8 @@ def build(bundle_id: int) -> bool:
                 nodes, out, fmt=bundle.fmt, options=options, progress=progress, now=when, stage=stage
             )
         size = Path(tmp_name).stat().st_size
-        name = bundlestore.save(name, Path(tmp_name))
+        # Named after the archive's own top folder, so a mapped host has one token in both.
+        name = bundlestore.save(f"{bundle.pk}-{summary.root}.{bundle.fmt}", Path(tmp_name))
         Path(tmp_name).unlink(missing_ok=True)  # a folder storage moved it; object storage copied it
     except Exception as exc:  # the user must see why, whatever went wrong
         Path(tmp_name).unlink(missing_ok=True)

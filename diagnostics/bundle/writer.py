@@ -218,8 +218,9 @@ class NodeBundle:
 
 @dataclass
 class BundleSummary:
-    """What was written: member paths with their sha256 and size, redaction counts, bytes out."""
+    """What was written: the top folder, member paths with their sha256 and size, redaction counts."""
 
+    root: str = ""  # the archive's top folder (hosts mapped when asked): the bundle's file name too
     members: list[dict[str, Any]] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)
     issue_title: str = ""
@@ -267,7 +268,7 @@ def write_bundle(
     tracker = _Tracker(total, progress)
     summary = BundleSummary()
     sink: _Sink = _TarSink(out, when) if fmt == "tar.gz" else _ZipSink(out, when)
-    top = bundle_name(nodes, when, redactor)
+    top = summary.root = bundle_name(nodes, when, redactor)
     try:
         for node in nodes:
             root = top if len(nodes) == 1 else f"{top}/{bundle_name([node], when, redactor)}"

@@ -70,6 +70,27 @@ def test_a_built_bundle_reads_back_into_the_findings_the_page_shows(node: Node, 
     assert {"bearer-token", "secret-value"} <= set(bundle.redactions)
 
 
+def test_a_bundle_with_host_names_mapped_is_named_after_its_own_top_folder(node: Node) -> None:
+    bundle = Bundle.objects.create(redact_hosts=True)
+    bundle.nodes.set([node])
+    assert bundles.build(bundle.pk)
+    bundle.refresh_from_db()
+    path = bundles.file_path(bundle)
+    assert path is not None and "win-prod-02" not in bundle.file_name
+    top = {name.split("/", 1)[0] for name in read_members(path)}
+    assert top == {bundle.file_name.split("-", 1)[1].removesuffix(".tar.gz")}
+
+
+def test_the_command_names_a_mapped_bundle_after_its_top_folder(node: Node, tmp_path: Path) -> None:
+    out = io.StringIO()
+    call_command(
+        "bundle", "prod-eu/win-prod-02", "--out", str(tmp_path), "--redact-hosts", stdout=out, stderr=io.StringIO()
+    )
+    path = Path(out.getvalue().strip())
+    assert {name.split("/", 1)[0] for name in read_members(path)} == {path.name.removesuffix(".tar.gz")}
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no partial file left
+
+
 def test_the_bundle_of_a_node_whose_agent_is_not_connected_says_so_and_holds_the_stored_tails(node: Node) -> None:
     out = io.BytesIO()
     bundles.export_nodes([node], out)

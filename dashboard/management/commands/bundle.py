@@ -10,13 +10,14 @@ when a node is unknown.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard.bundles import ExportError, default_file_name, export_nodes
+from dashboard.bundles import ExportError, export_nodes
 from dashboard.models import Node
 from diagnostics.bundle.redact import RedactOptions
 
@@ -43,11 +44,10 @@ class Command(BaseCommand):
             secrets=not options["no_redact"], ips=options["redact_ips"], hosts=options["redact_hosts"]
         )
         when = datetime.now(UTC)
-        name = default_file_name(nodes, options["format"], when, redact)
-        out = Path(options["out"]) if options["out"] else Path.cwd() / name
-        if out.is_dir():
-            out = out / name
-        partial = out.with_name(out.name + ".partial")
+        given = Path(options["out"]) if options["out"] else Path.cwd()
+        # A folder (the default: here) gets the bundle under its own top folder's name, known once written.
+        folder = given if given.is_dir() else given.parent
+        partial = folder / f".{when:%Y%m%dT%H%M%SZ}-{os.getpid()}.bundle.partial"
         try:
             with partial.open("wb") as fh:
                 summary = export_nodes(
@@ -59,13 +59,14 @@ class Command(BaseCommand):
                     ask_agents=not options["no_fresh_logs"],
                     stage=lambda text: self.stderr.write(text) if text else None,
                 )
+            out = folder / f"{summary.root}.{options['format']}" if given.is_dir() else given
             partial.replace(out)
         except ExportError as exc:
             partial.unlink(missing_ok=True)
             raise CommandError(str(exc), returncode=2) from None
         except OSError as exc:
             partial.unlink(missing_ok=True)
-            raise CommandError(f"cannot write {out}: {exc.strerror or exc}", returncode=2) from None
+            raise CommandError(f"cannot write in {folder}: {exc.strerror or exc}", returncode=2) from None
         counts = ", ".join(f"{rule} x{n}" for rule, n in summary.redactions.items()) or "nothing"
         self.stderr.write(f"{len(summary.members)} files; redacted: {counts}")
         self.stdout.write(str(out))
