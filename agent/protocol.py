@@ -37,7 +37,11 @@ Requests (nothing else exists; each runs a fixed program with validated argument
                                                               -> results [ping, curl]
     ``nodeport``             {"port": 30000-32767, "node_ip"?: ip}
                                                               -> results [nodeport] (from the node itself)
-    ``service-vip``          {"ip": ip, "port": 1-65535}      -> results [service-vip]
+    ``service-vip``          {"ip": ip, "port": 1-65535, "protocol"?: "tcp" | "dns" | "dns-tcp"}
+                                                              -> results [service-vip]
+                                                                 (tcp: curl; dns, dns-tcp: a DNS query
+                                                                 to the ClusterIP on port 53, over UDP
+                                                                 or TCP)
     ``dns-lookup``           {"names": [host, ...] (1-10)}    -> results [dns per name], detail
                                                                  {"qualified": "fqdn" | "partial"}
 
@@ -98,7 +102,7 @@ def validate_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
         "collect-bundle-logs": (),
         "ping-vs-curl": ("target", "port"),
         "nodeport": ("port", "node_ip"),
-        "service-vip": ("ip", "port"),
+        "service-vip": ("ip", "port", "protocol"),
         "dns-lookup": ("names",),
     }
     extra = sorted(set(args) - set(allowed[name]))
@@ -114,6 +118,11 @@ def validate_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
     elif name == "service-vip":
         out["ip"] = ip(args.get("ip"), "ip")
         out["port"] = port(args.get("port"), "port")
+        out["protocol"] = args.get("protocol", "tcp")
+        if out["protocol"] not in ("tcp", "dns", "dns-tcp"):
+            raise RequestError("protocol must be tcp, dns or dns-tcp")
+        if out["protocol"] != "tcp" and out["port"] != 53:
+            raise RequestError("a DNS Service VIP is probed on port 53")
     elif name == "dns-lookup":
         names = args.get("names")
         if not isinstance(names, list) or not 1 <= len(names) <= MAX_NAMES:

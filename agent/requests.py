@@ -78,9 +78,38 @@ def _nodeport(args: dict[str, Any], agent: Agent, progress: Callable[[str], None
 
 def _service_vip(args: dict[str, Any], agent: Agent, progress: Callable[[str], None]) -> dict[str, Any]:
     target = f"{args['ip']}:{args['port']}"
+    if args.get("protocol") in ("dns", "dns-tcp"):
+        over_tcp = args["protocol"] == "dns-tcp"
+        progress(f"DNS query to {target} from the node")
+        ok, out = _ask_dns_server(agent, args["ip"], over_tcp=over_tcp)
+        return {"results": [_test("service-vip", f"{target}/{'TCP' if over_tcp else 'UDP'}", ok, out, protocol="dns")]}
     progress(f"curl {target} from the node")
     ok, out = _curl(agent, _url(args["ip"], args["port"]))
     return {"results": [_test("service-vip", target, ok, out)]}
+
+
+# The name a DNS Service is asked for: any answer, even "no such name" (another cluster domain),
+# proves the ClusterIP answers from the node; only a timeout or an unreachable server does not.
+PROBE_NAME = "kubernetes.default.svc.cluster.local"
+
+
+def dns_server_command(powershell: str, server: str, *, over_tcp: bool = False) -> list[str]:
+    """Ask ``server`` (an IP address, validated) over UDP or TCP; print the records, or the error's
+    id, which names the DNS response code (``DNS_ERROR_RCODE_…``) or the timeout in every language."""
+    tcp = " -TcpOnly" if over_tcp else ""
+    script = (
+        f"try {{ Resolve-DnsName -Name '{PROBE_NAME}' -Server '{server}'{tcp} -DnsOnly -QuickTimeout -ErrorAction Stop"
+        " | Select-Object Name, IPAddress | ConvertTo-Json -Compress }"
+        " catch { 'error: ' + $_.FullyQualifiedErrorId; exit 1 }"
+    )
+    return [powershell, "-NoProfile", "-NonInteractive", "-Command", script]
+
+
+def _ask_dns_server(agent: Agent, server: str, *, over_tcp: bool) -> tuple[bool, str]:
+    command = dns_server_command(agent.config.powershell, server, over_tcp=over_tcp)
+    result = agent.runner.run_command(command, COMMAND_TIMEOUT)
+    out = (result.output + (f"\n{result.error}" if result.error else "")).strip()
+    return result.error is None or "DNS_ERROR_RCODE" in out, out
 
 
 def resolve_command(powershell: str, name: str) -> list[str]:

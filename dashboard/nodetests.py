@@ -82,7 +82,8 @@ def resolve_service(node: Node, form: Any) -> dict[str, Any]:
 
     The form sends ``service`` (``namespace/name:port/protocol`` from the list, or a ClusterIP
     with ``port``). When the cluster source lists Services, the address must be one of their
-    ClusterIPs; a UDP port is refused with the test to use instead (the probe connects over TCP).
+    ClusterIPs. Port 53 is asked a DNS query (over the port's protocol), another TCP port is probed
+    with curl; another UDP port is refused (nothing owes an answer to an empty datagram).
     """
     text = str(form.get("service", "")).strip()
     port_text = str(form.get("port", "")).strip()
@@ -108,11 +109,12 @@ def resolve_service(node: Node, form: Any) -> dict[str, Any]:
             )
         if chosen is None:
             return {"ip": text, "port": int(port_text)}
+    if chosen.port == 53 and chosen.protocol in ("UDP", "TCP"):  # a DNS Service: asked a DNS query
+        return {"ip": chosen.cluster_ip, "port": 53, "protocol": "dns" if chosen.protocol == "UDP" else "dns-tcp"}
     if chosen.protocol != "TCP":
-        hint = " Use the DNS test for the cluster's DNS Service." if chosen.port == 53 else ""
         raise RequestError(
             f"{chosen.namespace}/{chosen.name} port {chosen.port} is {chosen.protocol}: the Service VIP test "
-            f"connects over TCP.{hint}"
+            "connects over TCP, or sends a DNS query to port 53; other UDP services owe no answer to a probe."
         )
     return {"ip": chosen.cluster_ip, "port": chosen.port}
 

@@ -120,6 +120,8 @@ def test_dns_lookup_marks_partial_names(channel) -> None:
         ("ping-vs-curl", {"target": "-n 1000 10.0.0.1"}, "not a valid host name"),
         ("service-vip", {"ip": "10.96.0.10 & calc", "port": 53}, "is not an IP address"),
         ("service-vip", {"ip": "10.96.0.10", "port": "53"}, "port must be an integer"),
+        ("service-vip", {"ip": "10.96.0.10", "port": 80, "protocol": "dns"}, "probed on port 53"),
+        ("service-vip", {"ip": "10.96.0.10", "port": 53, "protocol": "udp"}, "protocol must be tcp, dns or dns-tcp"),
         ("nodeport", {"port": 80}, "from 30000 to 32767"),
         ("collect-now", {"extra": 1}, "does not take extra"),
         ("dns-lookup", {"names": []}, "names must be a list"),

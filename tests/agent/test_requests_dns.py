@@ -55,3 +55,34 @@ def test_nslookup_answers_where_powershell_cannot_start() -> None:
     answer = CommandResult(printed, None, 5.0)
     result, started = lookup({"powershell.exe": missing, "nslookup.exe": answer})
     assert result["ok"] and [argv[0] for argv in started] == ["powershell.exe", "nslookup.exe"]
+
+
+def probe_vip(answer: CommandResult, protocol: str) -> tuple[Any, list[list[str]]]:
+    runner = Programs({"powershell.exe": answer})
+    agent = SimpleNamespace(runner=runner, config=SimpleNamespace(powershell="powershell.exe"))
+    request = Request("r-2", "service-vip", {"ip": "10.96.0.10", "port": 53, "protocol": protocol})
+    return execute(request, agent, lambda _text: None)["results"][0], runner.started  # type: ignore[arg-type]
+
+
+def test_a_dns_service_vip_is_asked_a_query_over_its_protocol() -> None:
+    found = CommandResult('{"Name":"kubernetes.default.svc.cluster.local","IPAddress":"10.96.0.1"}', None, 30.0)
+    result, started = probe_vip(found, "dns-tcp")
+    assert result["ok"] and result["target"] == "10.96.0.10:53/TCP"
+    assert "-Server '10.96.0.10' -TcpOnly -DnsOnly" in started[0][4]
+    _result, started = probe_vip(found, "dns")
+    assert "-TcpOnly" not in started[0][4]
+
+
+def test_a_dns_server_that_answers_no_such_name_is_reachable() -> None:
+    # Another cluster domain: the server answered, in whatever language its message is.
+    answer = CommandResult(
+        "error: DNS_ERROR_RCODE_NAME_ERROR,Microsoft.DnsClient.Commands.ResolveDnsName", "exit status 1", 40.0
+    )
+    result, _started = probe_vip(answer, "dns")
+    assert result["ok"]
+
+
+def test_a_dns_server_that_times_out_is_not_reachable() -> None:
+    answer = CommandResult("error: ERROR_TIMEOUT,Microsoft.DnsClient.Commands.ResolveDnsName", "exit status 1", 4000.0)
+    result, _started = probe_vip(answer, "dns")
+    assert not result["ok"] and "ERROR_TIMEOUT" in result["output"]
