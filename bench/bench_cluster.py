@@ -137,7 +137,7 @@ from django.core.management import call_command
 from dashboard import live
 from dashboard.cluster.kube import KubernetesSource
 from dashboard.cluster.models import SourceState
-from dashboard.cluster.sync import ClusterSync
+from dashboard.cluster.sync import ClusterSync, Watcher
 from tests.kubeapi import KubeApi
 
 live.publish_many = lambda messages: None  # no browsers: measure the work, not Redis
@@ -151,9 +151,9 @@ def on_flush(affected):
 
 source = KubernetesSource("bench", kubeconfig=kubeconfig, context="bench")
 sync = ClusterSync(source, on_flush=on_flush)
+watcher = Watcher([sync])  # as manage.py watch_cluster runs it
 ready = time.perf_counter()
-thread = threading.Thread(target=sync.run, daemon=True)
-thread.start()
+watcher.start()
 done.wait(600)
 synced = flushes[0][0] - ready
 state = SourceState.objects.get(cluster__name="bench")
@@ -173,8 +173,7 @@ while not any(("team-07", "app-000007") in a.pods for t, a in flushes[1:]):
     done.wait(1)
     done.clear()
 change = next(t for t, a in flushes[1:] if ("team-07", "app-000007") in a.pods) - t0
-sync.stop.set()
-thread.join(5)
+watcher.close(5)
 hwm = max(hwm, next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024)
 import resource
 usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -202,7 +201,7 @@ def main() -> None:
         print(f"reusing the filled API server in {directory}")
     else:
         started = time.perf_counter()
-        api = KubeApi.start(directory)
+        api = KubeApi.start(directory, watchdog=args.keep is None)  # a kept server outlives the bench
         print(f"API server {api.version} started in {time.perf_counter() - started:.1f} s")
         objects = build(args.nodes, args.windows, args.pods)
         started = time.perf_counter()
@@ -223,7 +222,7 @@ def main() -> None:
         print(f"watcher: {result['windows_nodes']} Windows nodes, {result['pods_kept']} pods kept, "
               f"state {result['state']}, server {result['version']}")  # fmt: skip
         print(f"initial sync: {result['sync']:.1f} s from the watcher's start to every Windows node diagnosed"
-              f" ({result['cpu']:.0f} s of CPU in the watcher, load average {result['load']:.1f})"
+              f" ({result['cpu']:.1f} s of CPU in the watcher, load average {result['load']:.1f})"
               "   target <= 15 s")  # fmt: skip
         print(f"memory: the watcher process peaked at {result['peak_mb']:.0f} MB RSS   target <= 400 MB")
         print(f"one pod change on a Windows node: findings re-checked {result['change'] * 1000:.0f} ms after "

@@ -9,6 +9,7 @@ reads (``diagnostics.registry.checks_reading``); the snapshots come from the one
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
@@ -183,11 +184,16 @@ def _delete_for(cluster: Cluster, keys: list[tuple[str, str]]) -> None:
         WorkloadFinding.objects.filter(pk__in=ids[start : start + 500]).delete()
 
 
-def check_all_workloads(cluster: Cluster) -> int:
-    """Every stored pod of the cluster (after a full list); findings of pods no longer stored are dropped."""
+def check_all_workloads(cluster: Cluster, *, stop: threading.Event | None = None) -> int:
+    """Every stored pod of the cluster (after a full list); findings of pods no longer stored are dropped.
+
+    With ``stop``, returns early between batches once it is set (the watcher is stopping).
+    """
     keys = list(ApiObject.objects.filter(cluster=cluster, kind="Pod").values_list("namespace", "name"))
     total = 0
     for start in range(0, len(keys), 500):
+        if stop is not None and stop.is_set():
+            return total
         total += check_workloads(cluster, keys[start : start + 500])
     stored = set(keys)
     orphans = [

@@ -84,3 +84,25 @@ def campaign(source: Any, election: Election, lead: Callable[[], None], lost: Ca
     thread = threading.Thread(target=leaderelection.LeaderElection(config).run, name="leader election", daemon=True)
     thread.start()
     return thread
+
+
+def release(source: Any, election: Election) -> bool:
+    """Give the Lease up as this replica stops while holding it; return whether it was given up.
+
+    The holder is cleared (as client-go's ``ReleaseOnCancel`` does), so that a waiting replica
+    takes the Lease at its next try instead of after the lease has run out. Best effort: a
+    replica that cannot reach the API leaves the Lease to expire.
+    """
+    api = client.CoordinationV1Api(source.api)
+    try:
+        lease = api.read_namespaced_lease(election.name, election.namespace, _request_timeout=5)
+        if lease.spec is None or lease.spec.holder_identity != identity():
+            return False
+        lease.spec.holder_identity = None
+        lease.spec.lease_duration_seconds = 1
+        api.replace_namespaced_lease(election.name, election.namespace, lease, _request_timeout=5)
+    except Exception as exc:  # the resource version moved on, or the API is gone: the Lease expires instead
+        log.info("could not give up the Lease %s/%s: %s", election.namespace, election.name, exc)
+        return False
+    log.info("gave up the Lease %s/%s", election.namespace, election.name)
+    return True

@@ -77,6 +77,8 @@ class Command(BaseCommand):
             pass
         finally:
             watcher.close(timeout=2.0)  # each cluster stops within about a second: streams are cut
+            if election is not None and leading.is_set() and not lost.is_set():
+                leader.release(syncs[0].source, election)  # a waiting replica takes over at once
         if lost.is_set() and not stopping.is_set():
             # Another replica may be watching already: exit, to start again as a follower.
             raise CommandError("lost the Lease; stopped watching", returncode=3)
