@@ -34,6 +34,21 @@ def _selects_local_pod(svc: dict[str, Any], local: dict[str, list[dict[str, Any]
     return any(all(labels.get(k) == v for k, v in selector.items()) for labels in local.get(namespace, ()))
 
 
+# The last cluster's Services with ClientIP affinity: every node of a cluster shares its tuple of
+# Services, so a cluster's thousands are filtered once rather than once per node. The tuple is kept,
+# so that its identity stands for its content.
+_affinity_cache: tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]] = ((), ())
+
+
+def _client_ip_services(services: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    global _affinity_cache
+    cached_for, found = _affinity_cache
+    if cached_for is not services:
+        found = tuple(s for s in services if (s.get("spec") or {}).get("sessionAffinity") == "ClientIP")
+        _affinity_cache = (services, found)
+    return found
+
+
 @check(
     "service.session-affinity-timeout",
     severity=Severity.INFO,
@@ -46,9 +61,9 @@ def session_affinity_timeout(snap: NodeSnapshot) -> Outcome:
         return
     build = snap.host_build()
     local = _labels_by_namespace(snap.pods.value)
-    for svc in view.services:
+    for svc in _client_ip_services(view.services):
         spec = svc.get("spec") or {}
-        if spec.get("sessionAffinity") != "ClientIP" or not _selects_local_pod(svc, local):
+        if not _selects_local_pod(svc, local):
             continue
         meta = svc.get("metadata") or {}
         subject = f"Service/{meta.get('namespace', 'default')}/{meta.get('name', '')}"

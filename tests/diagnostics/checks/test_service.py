@@ -37,3 +37,13 @@ class TestSessionAffinityTimeout:
 
     def test_it_stays_quiet_on_a_healthy_node(self) -> None:
         assert failures(make_snapshot(), CHECK) == []
+
+    def test_each_clusters_services_are_judged_by_their_own_content(self) -> None:
+        """Nodes of one cluster share its Services, filtered once; another cluster's are filtered anew."""
+        with_affinity = view_with_affinity(600)
+        without = replace(with_affinity, services=tuple(copy.deepcopy(with_affinity.services)))
+        without.services[0]["spec"].pop("sessionAffinity")
+
+        assert len(failures(make_snapshot(cluster_view=with_affinity), CHECK)) == 1
+        assert failures(make_snapshot(cluster_view=without), CHECK) == []
+        assert len(failures(make_snapshot(cluster_view=with_affinity), CHECK)) == 1
