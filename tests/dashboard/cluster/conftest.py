@@ -9,6 +9,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +25,8 @@ from dashboard.cluster.simulated import SimulatedSource
 from dashboard.cluster.sync import ClusterSync, Timing
 from tests.kubeapi import KubeApi
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cluster"
+ROOT = Path(__file__).resolve().parents[3]
+FIXTURES = ROOT / "tests" / "fixtures" / "cluster"
 FAST = Timing(
     backoff_first=0.05,
     backoff_max=0.2,
@@ -146,3 +151,54 @@ def store_report(node: Any, document: dict[str, Any]) -> Any:
     Node.objects.filter(pk=node.pk).update(last_report_at=timezone.now())
     node.refresh_from_db()
     return report
+
+
+def watcher_env(kube: KubeApi, tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The environment of ``manage.py watch_cluster`` processes on the lab cluster, with a migrated
+    database of their own in ``tmp_path`` (``settings`` added, e.g. ``WND_WATCHER_LEASE``)."""
+    kubeconfig = kube.kubeconfig_for(tmp_path / "dashboard.kubeconfig", token=kube.dashboard_token(), context="lab")
+    env = dict(
+        os.environ,
+        WND_VAR_DIR=str(tmp_path / "var"),
+        WND_CLUSTERS="lab",
+        WND_CLUSTERS_FILE="",
+        WND_KUBECONFIG=str(kubeconfig),
+        WND_WATCHER_LEASE="",
+        DJANGO_SETTINGS_MODULE="dashboard.settings",
+    )
+    env.update(settings)
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, cwd=ROOT, check=True)
+    return env
+
+
+class Replica:
+    """``manage.py watch_cluster`` in a process of its own (env: ``watcher_env``), its output collected."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "watch_cluster"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

@@ -6,12 +6,7 @@ when the watcher stops, and a diagnosis in progress stops between its batches.
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,41 +15,7 @@ from dashboard.cluster import sync as sync_module
 from dashboard.cluster.sync import ClusterSync, Watcher
 from tests.kubeapi import KubeApi
 
-from .conftest import FAST, lab_source, wait_for
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def watcher_process(kube: KubeApi, tmp_path: Path) -> tuple[subprocess.Popen[str], Path, list[str]]:
-    """``manage.py watch_cluster`` on the lab cluster, in a process and a database of its own."""
-    kubeconfig = kube.kubeconfig_for(tmp_path / "dashboard.kubeconfig", token=kube.dashboard_token(), context="lab")
-    env = dict(
-        os.environ,
-        WND_VAR_DIR=str(tmp_path / "var"),
-        WND_CLUSTERS="lab",
-        WND_CLUSTERS_FILE="",
-        WND_KUBECONFIG=str(kubeconfig),
-        WND_WATCHER_LEASE="",
-        DJANGO_SETTINGS_MODULE="dashboard.settings",
-    )
-    env.pop("DATABASE_URL", None)
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, cwd=ROOT, check=True)
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "watch_cluster"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-
-    def read() -> None:
-        assert process.stdout is not None
-        lines.extend(line.rstrip() for line in process.stdout)
-
-    threading.Thread(target=read, daemon=True).start()
-    return process, tmp_path / "var" / "db.sqlite3", lines
+from .conftest import FAST, Replica, lab_source, wait_for, watcher_env
 
 
 def source_state(database: Path) -> str:
@@ -66,30 +27,28 @@ def source_state(database: Path) -> str:
     return str(row[0]) if row else ""
 
 
-def stop_took(process: subprocess.Popen[str]) -> float:
+def stop_took(watcher: Replica) -> float:
+    """Seconds from SIGTERM to the process's exit, which must be a clean one."""
     started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    try:
-        assert process.wait(10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
+    watcher.stop()
+    assert watcher.process.returncode == 0
     return time.monotonic() - started
 
 
 def test_sigterm_stops_a_synced_watcher_within_two_seconds(kube: KubeApi, tmp_path: Path) -> None:
-    process, database, lines = watcher_process(kube, tmp_path)
+    watcher = Replica(watcher_env(kube, tmp_path))
+    database = tmp_path / "var" / "db.sqlite3"
     wait_for(lambda: source_state(database) == "connected", timeout=60, what="the watcher connected")
     time.sleep(0.5)  # every watch stream open and waiting
-    assert stop_took(process) < 2.0
-    wait_for(lambda: any("Stopped watching." in line for line in lines), timeout=5, what="the last words")
+    assert stop_took(watcher) < 2.0
+    wait_for(lambda: watcher.said("Stopped watching."), timeout=5, what="the last words")
     assert source_state(database) == "stopped"
 
 
 def test_sigterm_during_the_start_stops_within_two_seconds(kube: KubeApi, tmp_path: Path) -> None:
-    process, _, lines = watcher_process(kube, tmp_path)
-    wait_for(lambda: any(line.startswith("Watching") for line in lines), timeout=60, what="the watcher starting")
-    assert stop_took(process) < 2.0
+    watcher = Replica(watcher_env(kube, tmp_path))
+    wait_for(lambda: watcher.said("Watching"), timeout=60, what="the watcher starting")
+    assert stop_took(watcher) < 2.0
 
 
 def test_a_diagnosis_in_batches_stops_between_them(monkeypatch: Any, db: Any) -> None:
