@@ -1,7 +1,8 @@
 """``POST /api/v1/reports``: the agents' way in.
 
 Order matters: authenticate, read at most the size limit, inflate at most the
-inflated limit, decode, validate; only then store, in one transaction. Every
+inflated limit, decode, validate; only then store, in one transaction, one report
+at a time in a process (``one_writer``). Every
 refusal is a 4xx with a JSON ``{"error": ...}`` that says what to fix; a
 database that cannot be reached now is a 503 with ``Retry-After`` (the agent
 sends the report again), never a 500.
@@ -29,7 +30,9 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import zlib
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -56,6 +59,8 @@ INSTANCE_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 RETRY_AFTER_SECONDS = 10
 # A token's last use is written at most this often: a report a minute per node is the norm.
 TOKEN_USE_RESOLUTION = timedelta(minutes=5)
+# How long a report waits for its turn to be written before it is answered 503 (the agent sends it again).
+WRITE_WAIT_SECONDS = 10.0
 
 
 class IngestError(Exception):
@@ -183,6 +188,34 @@ def queue_check(node_id: int, report_id: int) -> None:
             Report.objects.filter(pk=report_id).update(queued_at=None)
 
 
+class Busy(Exception):
+    """The process has been writing other reports for longer than ``WRITE_WAIT_SECONDS``."""
+
+
+_WRITER = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_writer() -> Iterator[None]:
+    """Write one report at a time in this process (each request runs in a thread of its own).
+
+    A report's transaction is a few short statements. Run side by side, they only wait for
+    each other in the database: SQLite lets one writer in and makes the others sleep and
+    retry, so that a write, the worker's storing of findings included, could wait seconds
+    behind a burst of reports; PostgreSQL is spared that but not the threads' contention.
+    Taking turns here, each waits only for the transactions ahead of it. The check of a
+    stored report is queued within its turn (on commit), which is why Redis calls time out
+    within seconds (``live.redis_client``). Raises ``Busy`` when the turn does not come
+    within ``WRITE_WAIT_SECONDS`` (the database or Redis is stalled).
+    """
+    if not _WRITER.acquire(timeout=WRITE_WAIT_SECONDS):
+        raise Busy
+    try:
+        yield
+    finally:
+        _WRITER.release()
+
+
 @csrf_exempt
 def post_report(request: HttpRequest) -> JsonResponse:
     if request.method != "POST":
@@ -193,6 +226,9 @@ def post_report(request: HttpRequest) -> JsonResponse:
         return receive(request)
     except UnreadablePostError as exc:  # the agent went away, or its connection broke, mid-body
         return error(400, f"the report could not be read: {exc}")
+    except Busy:
+        log.warning("report not stored: the reports before it took more than %s s", WRITE_WAIT_SECONDS)
+        return unavailable("the dashboard is busy storing other reports; send the report again later")
     except (OperationalError, InterfaceError) as exc:
         # The database is down, locked or restarting: nothing was committed, the agent retries.
         log.warning("report not stored: %s", exc)
@@ -236,7 +272,7 @@ def receive(request: HttpRequest) -> JsonResponse:
         "dropped_reports": report.dropped_reports,
     }
     stored: Report | None = None
-    with transaction.atomic():
+    with one_writer(), transaction.atomic():
         # The sequence makes delivery idempotent: an agent retrying a report that did
         # arrive gets a success, and nothing is stored twice. A new agent instance (its
         # state was lost) starts its own sequence, accepted whatever its numbers.

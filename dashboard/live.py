@@ -36,8 +36,12 @@ log = logging.getLogger(__name__)
 
 @cache
 def redis_client() -> redis.Redis:
-    """The process's Redis client (sequence numbers, agent presence and requests)."""
-    return redis.Redis.from_url(settings.REDIS_URL)
+    """The process's Redis client (sequence numbers, agent presence and requests).
+
+    A Redis that does not answer fails a call within seconds instead of holding the request,
+    and with it the reports waiting to be written after it (``ingest.one_writer``).
+    """
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
 
 
 def _loop() -> asyncio.AbstractEventLoop:

@@ -155,6 +155,20 @@ def test_a_report_with_new_log_lines_or_a_changed_fact_is_stored(post_report: An
     assert Report.objects.count() == 3
 
 
+def test_a_report_waits_its_turn_to_be_written_and_is_answered_503_when_it_does_not_come(
+    post_report: Any, monkeypatch: Any
+) -> None:
+    from dashboard import ingest
+
+    monkeypatch.setattr(ingest, "WRITE_WAIT_SECONDS", 0.05)
+    with ingest.one_writer():  # another report's transaction that does not end (a stalled database)
+        response = post_report(make_report())
+    assert response.status_code == 503 and response["Retry-After"]
+    assert "busy storing other reports" in response.json()["error"]
+    assert Report.objects.count() == 0
+    assert post_report(make_report()).status_code == 202  # its turn comes once the other is written
+
+
 def test_stored_reports_of_one_node_queue_one_check_while_it_waits(
     post_report: Any, enrolled: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
