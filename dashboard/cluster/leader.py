@@ -5,8 +5,10 @@
 cluster, with that cluster's credentials: usually the cluster the dashboard runs
 in). The holder renews it every few seconds; when it stops (killed, node lost,
 API unreachable), another replica takes the Lease once it has not been renewed for
-``WND_WATCHER_LEASE_SECONDS`` and starts watching. A replica that loses the Lease
-stops watching and exits, to start again as a follower, as client-go's users do.
+``WND_WATCHER_LEASE_SECONDS`` and starts watching; a holder stopped by SIGTERM gives
+the Lease up first (``release``), so that the next one need not wait for that. A replica
+that loses the Lease stops watching and exits, to start again as a follower, as client-go's
+users do.
 The Role in ``deploy/kubernetes/base/dashboard/rbac.yaml`` allows get, create and update on leases
 in the dashboard's namespace.
 """
