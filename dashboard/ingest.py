@@ -192,12 +192,13 @@ class Busy(Exception):
     """The process has been writing other reports for longer than ``WRITE_WAIT_SECONDS``."""
 
 
-_WRITER = threading.Lock()
+_WRITERS = threading.BoundedSemaphore(settings.WND_INGEST_WRITERS)
 
 
 @contextlib.contextmanager
 def one_writer() -> Iterator[None]:
-    """Write one report at a time in this process (each request runs in a thread of its own).
+    """Write one report at a time in this process (each request runs in a thread of its own;
+    ``WND_INGEST_WRITERS`` allows more).
 
     A report's transaction is a few short statements. Run side by side, they only wait for
     each other in the database: SQLite lets one writer in and makes the others sleep and
@@ -208,12 +209,12 @@ def one_writer() -> Iterator[None]:
     within seconds (``live.redis_client``). Raises ``Busy`` when the turn does not come
     within ``WRITE_WAIT_SECONDS`` (the database or Redis is stalled).
     """
-    if not _WRITER.acquire(timeout=WRITE_WAIT_SECONDS):
+    if not _WRITERS.acquire(timeout=WRITE_WAIT_SECONDS):
         raise Busy
     try:
         yield
     finally:
-        _WRITER.release()
+        _WRITERS.release()
 
 
 @csrf_exempt
