@@ -228,7 +228,11 @@ def post_report(request: HttpRequest) -> JsonResponse:
     except UnreadablePostError as exc:  # the agent went away, or its connection broke, mid-body
         return error(400, f"the report could not be read: {exc}")
     except Busy:
-        log.warning("report not stored: the reports before it took more than %s s", WRITE_WAIT_SECONDS)
+        log.warning(
+            "report not stored: it waited %s s for the reports before it to be written; "
+            "the database (or Redis, which each stored report is queued in) answers slowly",
+            WRITE_WAIT_SECONDS,
+        )
         return unavailable("the dashboard is busy storing other reports; send the report again later")
     except (OperationalError, InterfaceError) as exc:
         # The database is down, locked or restarting: nothing was committed, the agent retries.

@@ -179,11 +179,11 @@ WND_BODY_IDLE_TIMEOUT = env_int("WND_BODY_IDLE_TIMEOUT", 30, minimum=1)
 
 # Ingest limits (bytes): the compressed body, and what it may inflate to.
 WND_MAX_REPORT_BYTES = env_int("WND_MAX_REPORT_BYTES", 5 * 1024 * 1024, minimum=1024)
+WND_MAX_REPORT_INFLATED_BYTES = env_int("WND_MAX_REPORT_INFLATED_BYTES", 20 * 1024 * 1024, minimum=1024)
 # Reports a web process writes at once (dashboard.ingest.one_writer). One is fastest on SQLite and
 # on a database nearby; a report's transaction is about five round trips, so with a distant
 # PostgreSQL (a millisecond or more away) more writers keep a process above 200 reports a second.
 WND_INGEST_WRITERS = env_int("WND_INGEST_WRITERS", 1, minimum=1)
-WND_MAX_REPORT_INFLATED_BYTES = env_int("WND_MAX_REPORT_INFLATED_BYTES", 20 * 1024 * 1024, minimum=1024)
 # How much of each node's log the dashboard keeps to give checks recent context.
 WND_LOG_TAIL_BYTES = env_int("WND_LOG_TAIL_BYTES", 128 * 1024, minimum=1024)
 WND_FLEET_PAGE_SIZE = env_int("WND_FLEET_PAGE_SIZE", 25, minimum=5)

@@ -95,6 +95,15 @@ class ClusterView:
     # a node with its peers costs the number of facts, not of peers. None: count ``peers``.
     peer_counts: Mapping[str, Mapping[str, int]] | None = None
     own: PeerSummary | None = None
+    # ``services`` with ``sessionAffinity: ClientIP``, filtered once for every node of a cluster
+    # (a cluster has thousands of Services, few with affinity). None: filter ``services``.
+    affinity_services: tuple[dict[str, Any], ...] | None = None
+
+    def client_ip_services(self) -> tuple[dict[str, Any], ...]:
+        """The Services with ``sessionAffinity: ClientIP``."""
+        if self.affinity_services is not None:
+            return self.affinity_services
+        return client_ip_affinity(self.services)
 
     def peers_agree_on(self, key: str) -> tuple[str, int] | None:
         """(the value, how many peers) when every peer that has fact ``key`` has the same value; else None.
@@ -111,6 +120,11 @@ class ClusterView:
             return None
         [(value, n)] = left.items()
         return value, n
+
+
+def client_ip_affinity(services: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """The Services of ``services`` with ``sessionAffinity: ClientIP``."""
+    return tuple(s for s in services if (s.get("spec") or {}).get("sessionAffinity") == "ClientIP")
 
 
 def count_peer_facts(peers: Iterable[PeerSummary]) -> dict[str, dict[str, int]]:

@@ -88,8 +88,8 @@ def campaign(source: Any, election: Election, lead: Callable[[], None], lost: Ca
     return thread
 
 
-def release(source: Any, election: Election) -> bool:
-    """Give the Lease up as this replica stops while holding it; return whether it was given up.
+def release(source: Any, election: Election) -> None:
+    """Give the Lease up as this replica stops while holding it.
 
     The holder is cleared (as client-go's ``ReleaseOnCancel`` does), so that a waiting replica
     takes the Lease at its next try instead of after the lease has run out. Best effort: a
@@ -99,12 +99,11 @@ def release(source: Any, election: Election) -> bool:
     try:
         lease = api.read_namespaced_lease(election.name, election.namespace, _request_timeout=5)
         if lease.spec is None or lease.spec.holder_identity != identity():
-            return False
+            return  # another replica holds it already
         lease.spec.holder_identity = None
         lease.spec.lease_duration_seconds = 1
         api.replace_namespaced_lease(election.name, election.namespace, lease, _request_timeout=5)
     except Exception as exc:  # the resource version moved on, or the API is gone: the Lease expires instead
         log.info("could not give up the Lease %s/%s: %s", election.namespace, election.name, exc)
-        return False
+        return
     log.info("gave up the Lease %s/%s", election.namespace, election.name)
-    return True

@@ -18,7 +18,7 @@ from django.db.models import Q
 from dashboard.cluster.models import ApiObject, SourceState
 from dashboard.cluster.resources import object_key
 from dashboard.models import Node
-from diagnostics.snapshot import ClusterView, Fact, NodeSnapshot, PeerSummary, count_peer_facts
+from diagnostics.snapshot import ClusterView, Fact, NodeSnapshot, PeerSummary, client_ip_affinity, count_peer_facts
 
 
 def api_source(cluster: str) -> str:
@@ -156,6 +156,10 @@ class ClusterContext:
         """Every Windows node's peer facts counted once for the cluster (``node.config-drift`` reads them)."""
         return count_peer_facts(self.peers)
 
+    @cached_property
+    def _affinity_services(self) -> tuple[dict[str, Any], ...]:
+        return client_ip_affinity(self.services)
+
     def view_for(self, node: str) -> ClusterView:
         """The cluster as ``node`` sees it: its peers are the other Windows nodes."""
         at = self._peer_index.get(node)
@@ -167,6 +171,7 @@ class ClusterContext:
             cluster_cidr=self.cluster_cidr,
             service_cidr=self.service_cidr,
             services=self.services,
+            affinity_services=self._affinity_services,
             endpoint_slices=self.endpoint_slices,
             peers=peers,
             source=api_source(self.cluster),

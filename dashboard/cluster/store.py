@@ -21,9 +21,11 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from dashboard.cluster.models import ApiObject, SourceState
@@ -399,6 +401,15 @@ def _upsert(rows: list[ApiObject]) -> None:
     """
     if not rows:
         return
+    sql, fields = _upsert_statement()
+    params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] for row in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+@cache
+def _upsert_statement() -> tuple[str, list[Field[Any, Any]]]:
+    """The statement of ``_upsert`` and the fields of its parameters, in order (built once)."""
     by_name = {f.name: f for f in ApiObject._meta.concrete_fields}
     fields = [by_name[name] for name in _INSERTED_FIELDS]
     quote = connection.ops.quote_name
@@ -411,10 +422,7 @@ def _upsert(rows: list[ApiObject]) -> None:
         f"INSERT INTO {quote(ApiObject._meta.db_table)} ({', '.join(columns)}) "
         f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT ({unique}) DO UPDATE SET {updated}"
     )
-    prepare = [(f.attname, f.get_db_prep_save) for f in fields]
-    params = [[save(getattr(row, attname), connection) for attname, save in prepare] for row in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+    return sql, fields
 
 
 def _publish(nodes: list[Node]) -> None:

@@ -34,21 +34,6 @@ def _selects_local_pod(svc: dict[str, Any], local: dict[str, list[dict[str, Any]
     return any(all(labels.get(k) == v for k, v in selector.items()) for labels in local.get(namespace, ()))
 
 
-# The last cluster's Services with ClientIP affinity: every node of a cluster shares its tuple of
-# Services, so a cluster's thousands are filtered once rather than once per node. The tuple is kept,
-# so that its identity stands for its content.
-_affinity_cache: tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]] = ((), ())
-
-
-def _client_ip_services(services: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-    global _affinity_cache
-    cached_for, found = _affinity_cache
-    if cached_for is not services:
-        found = tuple(s for s in services if (s.get("spec") or {}).get("sessionAffinity") == "ClientIP")
-        _affinity_cache = (services, found)
-    return found
-
-
 @check(
     "service.session-affinity-timeout",
     severity=Severity.INFO,
@@ -61,7 +46,7 @@ def session_affinity_timeout(snap: NodeSnapshot) -> Outcome:
         return
     build = snap.host_build()
     local = _labels_by_namespace(snap.pods.value)
-    for svc in _client_ip_services(view.services):
+    for svc in view.client_ip_services():
         spec = svc.get("spec") or {}
         if not _selects_local_pod(svc, local):
             continue
@@ -76,7 +61,11 @@ def session_affinity_timeout(snap: NodeSnapshot) -> Outcome:
                     Evidence(f"{view.source} {subject}", "spec.sessionAffinity: ClientIP"),
                     Evidence(build.source, f"build {build.value}"),
                 ),
-                fix=("Move these pods to Windows Server 2022 or later nodes, or drop session affinity.",),
+                fix=(
+                    f"Run the pods behind {subject} on Windows Server 2022 or later nodes (for example with "
+                    "nodeSelector node.kubernetes.io/windows-build: '10.0.20348'), or remove "
+                    f"sessionAffinity: ClientIP from {subject}.",
+                ),
                 subject=subject,
             )
         elif isinstance(timeout, int) and timeout != DEFAULT_TIMEOUT:
@@ -88,6 +77,9 @@ def session_affinity_timeout(snap: NodeSnapshot) -> Outcome:
                         f"{view.source} {subject}", f"spec.sessionAffinityConfig.clientIP.timeoutSeconds: {timeout}"
                     ),
                 ),
-                fix=("Do not rely on the timeout for Windows backends.",),
+                fix=(
+                    f"Remove spec.sessionAffinityConfig.clientIP.timeoutSeconds from {subject}, or stop "
+                    f"depending on clients leaving a Windows backend after {timeout}s: Windows ignores it.",
+                ),
                 subject=subject,
             )

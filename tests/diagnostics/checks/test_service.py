@@ -47,3 +47,10 @@ class TestSessionAffinityTimeout:
         assert len(failures(make_snapshot(cluster_view=with_affinity), CHECK)) == 1
         assert failures(make_snapshot(cluster_view=without), CHECK) == []
         assert len(failures(make_snapshot(cluster_view=with_affinity), CHECK)) == 1
+
+    def test_it_reads_the_services_a_cluster_filtered_once_for_all_its_nodes(self) -> None:
+        view = view_with_affinity(600)
+        shared = replace(view, affinity_services=())  # the cluster's filtered list: none with affinity
+
+        assert failures(make_snapshot(cluster_view=shared), CHECK) == []
+        assert len(failures(make_snapshot(cluster_view=replace(view, affinity_services=view.services)), CHECK)) == 1
