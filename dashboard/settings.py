@@ -153,7 +153,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker waits for Redis as long as it takes (every 1-2 s)
 CELERY_TASK_ALWAYS_EAGER = env_bool("WND_CELERY_EAGER", False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "dashboard.beat:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # No task runs longer than WND_TASK_TIME_LIMIT seconds (the longest are schedule runs over a
 # whole fleet and bundle exports); a message taken by a worker that died comes back after the

@@ -35,9 +35,8 @@ class Stack:
 
 
 def beat_command() -> list[str]:
-    """Celery beat with the database scheduler, checking for due entries every second."""
-    return [python(), "-m", "celery", "-A", "dashboard", "beat", "--loglevel", "WARNING", "--max-interval", "1",
-            "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]  # fmt: skip
+    """Celery beat (the database scheduler of the settings), checking for due entries every second."""
+    return [python(), "-m", "celery", "-A", "dashboard", "beat", "--loglevel", "WARNING", "--max-interval", "1"]
 
 
 @contextmanager

@@ -13,6 +13,8 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from dashboard import schedules
+from dashboard.beat import DatabaseScheduler
+from dashboard.celery import app as celery_app
 from dashboard.cluster.models import ApiObject
 from dashboard.models import Cluster, Finding, Node, Report, enroll
 from dashboard.monitoring import Schedule, ScheduleRun
@@ -67,6 +69,16 @@ def test_a_schedule_becomes_a_beat_entry_that_follows_its_changes() -> None:
     assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("*/30", "2-4", "1-5")
     schedules.delete_schedule(schedule)
     assert not PeriodicTask.objects.filter(pk=task.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler commits and closes connections as beat does
+def test_beat_runs_a_schedule_made_after_it_loaded_its_entries_and_before_its_first_check() -> None:
+    # Measured with django-celery-beat's own scheduler: the first check only records the change
+    # time, so a schedule made in that window never ran until something else changed.
+    scheduler = DatabaseScheduler(app=celery_app, lazy=True)
+    assert scheduler.schedule  # beat started and loaded its entries
+    schedule = make_schedule(name="made while beat starts")
+    assert f"wnd schedule {schedule.pk}" in scheduler.schedule  # its first check for changes
 
 
 @pytest.mark.parametrize("expression", ["* * *", "61 * * * *", "* * * * funday"])

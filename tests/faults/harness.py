@@ -75,8 +75,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
 
 
 def beat_command() -> list[str]:
-    return [python(), "-m", "celery", "-A", "dashboard", "beat", "--loglevel", "ERROR", "--max-interval", "1",
-            "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]  # fmt: skip
+    return [python(), "-m", "celery", "-A", "dashboard", "beat", "--loglevel", "ERROR", "--max-interval", "1"]
 
 
 @dataclass
