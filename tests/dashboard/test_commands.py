@@ -49,11 +49,15 @@ def test_remove_node_refuses_an_unknown_node() -> None:
 
 
 def test_the_demo_on_a_busy_port_says_which_option_to_change() -> None:
+    import signal
     import socket
 
+    handler = signal.getsignal(signal.SIGTERM)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(CommandError, match=f"port {port} is already in use: choose another with --port"):
             call_command("demo", "--port", str(port), "--no-agents")
+    # Its Ctrl-C handling is undone: a SIGTERM to this process is no KeyboardInterrupt later.
+    assert signal.getsignal(signal.SIGTERM) is handler

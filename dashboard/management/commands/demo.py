@@ -78,8 +78,7 @@ class Command(BaseCommand):
         supervisor = Supervisor()
         # Ctrl-C, a closed terminal and `kill` all stop everything this command started
         # (SIGINT is installed explicitly: a shell starting us in the background ignores it).
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, stop_on_signal)
+        previous = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             env = self.start_services(supervisor, port)
             if not options["no_agents"]:
@@ -96,6 +95,8 @@ class Command(BaseCommand):
             self.stdout.write("\nStopping…")
         finally:
             supervisor.stop()
+            for sig, handler in previous.items():  # as they were (the command may run inside another program)
+                signal.signal(sig, handler)
             self.stdout.write("Stopped.")
 
     def start_services(self, supervisor: Supervisor, port: int) -> dict[str, str]:
