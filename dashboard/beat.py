@@ -11,7 +11,7 @@ from __future__ import annotations
 from django_celery_beat import schedulers
 
 
-class DatabaseScheduler(schedulers.DatabaseScheduler):  # type: ignore[misc]
+class DatabaseScheduler(schedulers.DatabaseScheduler):
     def schedule_changed(self) -> bool:
         first_check = self._last_timestamp is None
         changed: bool = super().schedule_changed()
