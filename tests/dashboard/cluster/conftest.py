@@ -82,6 +82,8 @@ class Running:
     def __exit__(self, *exc: Any) -> None:
         self.sync.stop.set()
         self.thread.join(10)
+        # One left running would go on writing and publishing into the tests after this one.
+        assert not self.thread.is_alive(), "the sync did not stop within 10 s"
 
     def settled(self, count: int = 1, timeout: float = 20.0) -> None:
         wait_for(lambda: len(self.flushes) >= count, timeout, f"{count} diagnosed batch(es)")
