@@ -132,7 +132,7 @@ REDIS_URL = env_secret("REDIS_URL", "redis://127.0.0.1:6379/0")  # or REDIS_URL_
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "dashboard.server.channel_layer.RedisChannelLayer",
         "CONFIG": {
             # Consumers wait on Redis for up to 5 s at a time; redis-py's default
             # socket timeout is also 5 s, which would cut idle sockets.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from dashboard.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, FleetConsumer, NodeConsumer
 from dashboard.models import DiagnosisRun, Node, enroll
+from dashboard.routing import websocket_application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -38,6 +40,48 @@ async def test_an_anonymous_visitor_is_refused() -> None:
     comm = communicator(FleetConsumer, "/ws/fleet/", AnonymousUser())
     connected, code = await comm.connect()
     assert not connected and code == CLOSE_UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/ws/fleet/", [(b"host", b"127.0.0.1:8000"), (b"origin", b"http://127.0.0.1:8000")]),
+        ("/ws/agent/", [(b"host", b"127.0.0.1:8000"), (b"authorization", b"Bearer wnd_nope")]),
+    ],
+    ids=["anonymous page", "bad agent token"],
+)
+async def test_a_refused_socket_leaves_nothing_running(path: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """The whole application ends once the refused socket is reported closed.
+
+    As uvicorn does, the disconnect is queued the moment the application closes the socket.
+    Measured with channels_redis's own layer: 5 cases out of 6 (three runs of these two) left an
+    application running for ever, and uvicorn waited for it at shutdown until it was killed.
+    """
+    scope = {
+        "type": "websocket",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers,
+        "scheme": "ws",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "subprotocols": [],
+    }
+    for _attempt in range(5):
+        incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        incoming.put_nowait({"type": "websocket.connect"})
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any], sent: list[Any] = sent, incoming: Any = incoming) -> None:
+            sent.append(message)
+            if message["type"] == "websocket.close":
+                incoming.put_nowait({"type": "websocket.disconnect", "code": 1006})
+
+        application = asyncio.ensure_future(websocket_application(scope, incoming.get, send))
+        ended, _ = await asyncio.wait([application], timeout=5)  # (not wait_for: it may return once cancelled)
+        assert ended, "the application of a refused socket is still running"
+        assert [m["type"] for m in sent] == ["websocket.close"]
 
 
 async def test_an_unknown_node_is_refused(viewer: Any) -> None:
