@@ -34,9 +34,9 @@ class Stack:
         wait_for_http(f"{self.url}/healthz")
 
 
-def beat_command() -> list[str]:
+def beat_command(loglevel: str = "WARNING") -> list[str]:
     """Celery beat (the database scheduler of the settings), checking for due entries every second."""
-    return [python(), "-m", "celery", "-A", "dashboard", "beat", "--loglevel", "WARNING", "--max-interval", "1"]
+    return [python(), "-m", "celery", "-A", "dashboard", "beat", "--loglevel", loglevel, "--max-interval", "1"]
 
 
 @contextmanager

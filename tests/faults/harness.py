@@ -40,6 +40,7 @@ from dashboard.server.embedded import (
     web_command,
     worker_command,
 )
+from tests.stack import beat_command
 
 DIAGNOSED_RE = re.compile(r'data-diagnosed="(\d+)"')
 KUBELET_LINE = 'I1124 10:15:32.123456    4242 kubelet.go:2337] "SyncLoop (housekeeping)" marker="{marker}"\r\n'
@@ -72,10 +73,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
             return time.monotonic() - start
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def beat_command() -> list[str]:
-    return [python(), "-m", "celery", "-A", "dashboard", "beat", "--loglevel", "ERROR", "--max-interval", "1"]
 
 
 @dataclass
@@ -187,7 +184,7 @@ class FaultStack:
             task.interval.save()
         self.start_web()
         self.start_worker()
-        self._start("beat", beat_command())
+        self._start("beat", beat_command(loglevel="ERROR"))
         self._watch.start()
 
     def stop(self) -> None:
