@@ -8,7 +8,9 @@ agent token) is cancelled in exactly that window. Each one left a task and a Red
 behind, and the web server then waited for them at shutdown until it was killed.
 
 Here the layer's own wait runs in a task of its own. When the consumer's wait is cancelled,
-that task is cancelled again until it ends.
+that task is cancelled again until it ends, and only then does the cancellation go on. A second
+cancellation meanwhile (Channels cancels the consumer's wait once when the socket closes, the
+event loop cancels every task again when it shuts down) does not cut that short.
 """
 
 from __future__ import annotations
@@ -25,9 +27,17 @@ class RedisChannelLayer(core.RedisChannelLayer):
     async def receive(self, channel: str) -> Any:
         waiting = asyncio.ensure_future(super().receive(channel))
         try:
-            await asyncio.wait([waiting])
-        finally:
-            while not waiting.done():
-                waiting.cancel()
-                await asyncio.wait([waiting], timeout=RECANCEL_EVERY)
-        return waiting.result()
+            return await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            await stop(waiting)
+            raise
+
+
+async def stop(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` until it has ended, whatever cancels the caller meanwhile."""
+    while not task.done():
+        task.cancel()
+        try:
+            await asyncio.wait([task], timeout=RECANCEL_EVERY)
+        except asyncio.CancelledError:
+            continue  # the caller is cancelled again: its own cancellation is already under way
