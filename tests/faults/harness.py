@@ -103,6 +103,17 @@ class FaultStack:
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
+    def broker_idle(self) -> bool:
+        """No task waits in the queue or runs: with late acknowledgement a task stays in kombu's
+        ``unacked`` hash until it has finished, prefetched ones included."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            return client.llen("celery") == 0 and client.hlen("unacked") == 0
+        finally:
+            client.close()
+
     def env(self) -> dict[str, str]:
         return {
             **os.environ,

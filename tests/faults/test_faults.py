@@ -39,7 +39,9 @@ def test_reports_sent_while_redis_is_down_are_all_diagnosed_once_when_it_is_back
     for _ in range(3):
         agent.queue_report()
     agent.deliver(30)
-    wait_until(lambda: settled(node), 60, "the first reports to be diagnosed")
+    # Every task of those reports finished too: one still prefetched by the worker would claim
+    # the next reports of the node (checks of one node are coalesced) while Redis is down.
+    wait_until(lambda: settled(node) and faults.broker_idle(), 60, "the first reports to be diagnosed")
 
     faults.kill("redis")  # without its append-only file: the queue is lost with it
     for _ in range(4):
