@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from agent.sender import ReportQueue, Sender
 from agent.state import new_instance
 from dashboard.server.embedded import (
@@ -106,8 +108,6 @@ class FaultStack:
     def broker_idle(self) -> bool:
         """No task waits in the queue or runs: with late acknowledgement a task stays in kombu's
         ``unacked`` hash until it has finished, prefetched ones included."""
-        import redis
-
         client = redis.Redis.from_url(self.redis_url)
         try:
             return client.llen("celery") == 0 and client.hlen("unacked") == 0
