@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from channels_redis import core
 
-from dashboard.server.channel_layer import RedisChannelLayer
+from dashboard.server.channel_layer import RedisChannelLayer, stop
 
 pytestmark = pytest.mark.asyncio
 
@@ -45,9 +45,7 @@ async def test_a_wait_that_swallows_its_cancellation_still_ends_when_its_caller_
         assert done and caller.cancelled()
         assert inner[0].done(), "the layer's wait is still running after its caller ended"
     finally:
-        while not inner[0].done():  # (so that a failure here does not hang the event loop's shutdown)
-            inner[0].cancel()
-            await asyncio.wait([inner[0]], timeout=0.01)
+        await stop(inner[0])  # (so that a failure here does not hang the event loop's shutdown)
 
 
 async def test_a_message_is_returned_as_it_comes(monkeypatch: pytest.MonkeyPatch) -> None:
